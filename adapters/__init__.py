@@ -1,0 +1,1 @@
+"""Adapters: the ports of dc_overview implemented against real systems."""

@@ -1,0 +1,1 @@
+"""Front ends: the CLI, the shell and the web app, all over the same use cases."""

@@ -1,0 +1,1 @@
+"""dc-overview: see and run a fleet of GPU servers."""

@@ -1,0 +1,143 @@
+"""Domain errors: each one says what went wrong and what to do next.
+
+Front ends map the families to exit codes and HTTP statuses:
+``InvalidInput`` -> 400 / exit 1, ``NotFound`` -> 404, ``Conflict`` -> 409,
+anything else derived from ``DcOverviewError`` -> 500-class / exit 1.
+"""
+
+from __future__ import annotations
+
+
+class DcOverviewError(Exception):
+    """Base of every error a user can act on."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+class InvalidInput(DcOverviewError):
+    """A value given by the user is not acceptable. ``field`` names it."""
+
+    def __init__(self, field: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint)
+        self.field = field
+
+
+class InvalidName(InvalidInput):
+    pass
+
+
+class InvalidAddress(InvalidInput):
+    pass
+
+
+class InvalidPort(InvalidInput):
+    pass
+
+
+class InvalidLabel(InvalidInput):
+    pass
+
+
+class InvalidSetting(InvalidInput):
+    pass
+
+
+class InvalidKey(InvalidInput):
+    pass
+
+
+class ImportProblem(InvalidInput):
+    """An import was refused; nothing was changed. ``problems`` lists each
+    ``(where, field, message)``; ``where`` is e.g. ``servers.csv line 3``."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        DcOverviewError.__init__(
+            self,
+            f"{first[0]}: {first[1]}: {first[2]}{more}",
+            f"nothing was imported from {source}; fix the input and run the import again",
+        )
+        self.field = first[1]
+        self.source = source
+        self.problems = problems
+
+
+# -- lookups -----------------------------------------------------------------
+
+
+class NotFound(DcOverviewError):
+    pass
+
+
+class ServerNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no server named {name!r}", "see `dc-overview servers list`")
+        self.name = name
+
+
+class KeyNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no SSH key named {name!r}", "see `dc-overview keys list`")
+        self.name = name
+
+
+class IpmiMonitorNotFound(NotFound):
+    def __init__(self, searched: list[str]) -> None:
+        super().__init__(
+            "no ipmi-monitor database found (looked in " + ", ".join(searched) + ")",
+            "give its path with --path /path/to/ipmi_events.db",
+        )
+
+
+# -- conflicts -----------------------------------------------------------------
+
+
+class Conflict(DcOverviewError):
+    pass
+
+
+class DuplicateServer(Conflict):
+    def __init__(self, field: str, value: str, existing: str) -> None:
+        super().__init__(
+            f"a server with {field} {value!r} already exists ({existing})",
+            "choose another, or change the existing one with `dc-overview servers update`",
+        )
+        self.field = field
+        self.value = value
+
+
+class DuplicateKey(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an SSH key named {name!r} already exists", "choose another name")
+        self.name = name
+
+
+class KeyInUse(Conflict):
+    def __init__(self, name: str, servers: list[str]) -> None:
+        shown = ", ".join(servers[:5]) + (" ..." if len(servers) > 5 else "")
+        super().__init__(
+            f"SSH key {name!r} is used by {len(servers)} server(s): {shown}",
+            "give those servers another key first",
+        )
+        self.name = name
+
+
+# -- the environment ---------------------------------------------------------------
+
+
+class StorageError(DcOverviewError):
+    """The data store cannot be opened or is damaged."""
+
+
+class ForeignDatabase(DcOverviewError):
+    """A database file is not what it was said to be."""

@@ -1,0 +1,212 @@
+"""Ports: what the use cases need from the outside world, as Protocols.
+
+Adapters in ``dc_overview.adapters`` implement them against real systems;
+tests implement them with small hand-written fakes (``tests/fakes.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import AsyncContextManager, ContextManager, Mapping, Protocol, Sequence
+
+import attrs
+
+from .domain import Server, SshKey
+
+# -- storage ------------------------------------------------------------------------
+
+
+class Storage(Protocol):
+    """The inventory and settings. Calls inside ``transaction()`` commit or
+    roll back together; every use case that writes runs in one."""
+
+    data_dir: Path
+
+    def transaction(self) -> ContextManager[None]: ...
+
+    # servers
+    def list_servers(self) -> list[Server]: ...
+    def get_server(self, name: str) -> Server | None: ...
+    def get_server_by_id(self, server_id: int) -> Server | None: ...
+    def find_server_by_address(self, address: str) -> Server | None: ...
+    def add_server(self, server: Server) -> Server: ...
+    def update_server(self, server: Server) -> Server: ...
+    def remove_server(self, server_id: int) -> None: ...
+
+    # SSH keys (the private key text itself lives in a 0600 file)
+    def list_keys(self) -> list[SshKey]: ...
+    def get_key(self, name: str) -> SshKey | None: ...
+    def get_key_by_id(self, key_id: int) -> SshKey | None: ...
+    def add_key(self, key: SshKey) -> SshKey: ...
+    def remove_key(self, key_id: int) -> None: ...
+    def write_private_key(self, name: str, text: str) -> Path: ...
+    def delete_private_key(self, path: str) -> None: ...
+
+    # settings: plain values by name
+    def load_settings(self) -> Mapping[str, object]: ...
+    def save_setting(self, name: str, value: object) -> None: ...
+
+    def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path: ...
+    def backup(self, destination: Path) -> None: ...
+
+
+# -- SSH keys --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KeyMaterial:
+    private_key: str = attrs.field(repr=False)  # never in logs or reprs
+    public_key: str
+
+
+class KeyTool(Protocol):
+    def generate(self, comment: str) -> KeyMaterial:
+        """A new ed25519 key pair, private key in OpenSSH format."""
+        ...
+
+    def load(self, private_key: str, passphrase: str | None = None) -> KeyMaterial:
+        """Parse a private key and derive its public key; raises InvalidKey."""
+        ...
+
+
+# -- ipmi-monitor ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class IpmiServer:
+    name: str
+    bmc_ip: str
+    server_ip: str | None
+    ssh_user: str | None
+    ssh_port: int | None
+    ssh_key_id: int | None
+    inline_key: str | None = attrs.field(default=None, repr=False)
+    status: str | None = None
+
+
+@attrs.frozen
+class IpmiKey:
+    id: int
+    name: str
+    private_key: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class IpmiMonitorData:
+    path: str
+    servers: tuple[IpmiServer, ...]
+    keys: tuple[IpmiKey, ...]
+
+
+class IpmiMonitorSource(Protocol):
+    def candidates(self) -> list[Path]:
+        """Where an ipmi-monitor database is looked for, in order."""
+        ...
+
+    def read(self, path: Path) -> IpmiMonitorData:
+        """Read servers and keys; raises ForeignDatabase for anything else."""
+        ...
+
+
+# -- SSH to workers (the real adapter comes with fleet operations) -------------------
+
+
+@attrs.frozen
+class SshTarget:
+    name: str
+    host: str
+    port: int
+    user: str
+    private_key_path: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    pinned_host_key: str | None = None
+
+
+@attrs.frozen
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+@attrs.frozen
+class FileUpload:
+    path: str
+    content: bytes = attrs.field(repr=False)
+    mode: int = 0o644
+
+
+class SshConnection(Protocol):
+    host_key: str  # the key the host presented, as an OpenSSH public key line
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult: ...
+    async def put(self, files: Sequence[FileUpload]) -> None: ...
+
+
+class Ssh(Protocol):
+    def connect(self, target: SshTarget, *, timeout: float) -> AsyncContextManager[SshConnection]:
+        """Connect and authenticate. With ``pinned_host_key`` set, any other
+        host key is refused (HostKeyChanged); without, the key is accepted and
+        reported in ``SshConnection.host_key`` for the caller to pin."""
+        ...
+
+
+# -- containers and the proxy (the real adapters come with the stack) ---------------
+
+
+@attrs.frozen
+class ContainerInfo:
+    name: str
+    image: str
+    state: str  # running, exited, ...
+    health: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class ContainerRuntime(Protocol):
+    async def available(self) -> bool: ...
+    async def containers(self, label: str) -> list[ContainerInfo]: ...
+    async def inspect(self, name: str) -> ContainerInfo | None: ...
+
+
+@attrs.frozen
+class ServiceRoute:
+    name: str
+    path: str
+    upstream: str  # host:port inside the proxy's network
+    container: str | None = None
+
+
+class ProxyRegistry(Protocol):
+    async def register(self, route: ServiceRoute) -> None: ...
+    async def unregister(self, name: str) -> None: ...
+    async def routes(self) -> list[ServiceRoute]: ...
+
+
+# -- time --------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+__all__ = [
+    "Clock",
+    "CommandResult",
+    "ContainerInfo",
+    "ContainerRuntime",
+    "FileUpload",
+    "IpmiKey",
+    "IpmiMonitorData",
+    "IpmiMonitorSource",
+    "IpmiServer",
+    "KeyMaterial",
+    "KeyTool",
+    "ProxyRegistry",
+    "ServiceRoute",
+    "Ssh",
+    "SshConnection",
+    "SshTarget",
+    "Storage",
+]
