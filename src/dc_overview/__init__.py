@@ -1,1 +1,62 @@
-"""dc-overview: see and run a fleet of GPU servers."""
+"""dc-overview: see and run a fleet of GPU servers.
+
+    import dc_overview
+    with dc_overview.open() as fleet:
+        fleet.import_servers("gpu-01,10.0.0.11\ngpu-02,10.0.0.12")
+        for server in fleet.servers():
+            print(server.name, server.address, server.status.value)
+"""
+
+from .api import AsyncFleet, Fleet, open, open_async
+from .domain import ExporterState, Server, ServerStatus, Settings, SshKey
+from .errors import (
+    Conflict,
+    DcOverviewError,
+    DuplicateKey,
+    DuplicateServer,
+    ForeignDatabase,
+    ImportProblem,
+    InvalidAddress,
+    InvalidInput,
+    InvalidName,
+    InvalidPort,
+    IpmiMonitorNotFound,
+    KeyInUse,
+    KeyNotFound,
+    NotFound,
+    ServerNotFound,
+    StorageError,
+)
+from .inventory import ImportReport
+
+__version__ = "2.0.0"
+
+__all__ = [
+    "AsyncFleet",
+    "Conflict",
+    "DcOverviewError",
+    "DuplicateKey",
+    "DuplicateServer",
+    "ExporterState",
+    "Fleet",
+    "ForeignDatabase",
+    "ImportProblem",
+    "ImportReport",
+    "InvalidAddress",
+    "InvalidInput",
+    "InvalidName",
+    "InvalidPort",
+    "IpmiMonitorNotFound",
+    "KeyInUse",
+    "KeyNotFound",
+    "NotFound",
+    "Server",
+    "ServerNotFound",
+    "ServerStatus",
+    "Settings",
+    "SshKey",
+    "StorageError",
+    "__version__",
+    "open",
+    "open_async",
+]

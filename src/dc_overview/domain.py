@@ -57,7 +57,7 @@ def check_address(value: str, field: str = "address") -> str:
         pass
     host = value.rstrip(".")
     labels = host.split(".")
-    looks_numeric = all(part.isdigit() for part in labels)
+    looks_numeric = sum(part.isdigit() for part in labels) >= 3  # a mistyped IP, not a name
     if looks_numeric or len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in labels):
         raise errors.InvalidAddress(
             field,

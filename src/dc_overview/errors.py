@@ -71,6 +71,12 @@ class ImportProblem(InvalidInput):
         self.source = source
         self.problems = problems
 
+    def details(self) -> str:
+        """Every problem, one per line, then what to do."""
+        lines = [f"nothing was imported from {self.source}; {len(self.problems)} problem(s):"]
+        lines += [f"  {where}: {field}: {message}" for where, field, message in self.problems]
+        return "\n".join(lines)
+
 
 # -- lookups -----------------------------------------------------------------
 

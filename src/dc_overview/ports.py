@@ -196,6 +196,7 @@ __all__ = [
     "CommandResult",
     "ContainerInfo",
     "ContainerRuntime",
+    "Deps",
     "FileUpload",
     "IpmiKey",
     "IpmiMonitorData",
@@ -210,3 +211,16 @@ __all__ = [
     "SshTarget",
     "Storage",
 ]
+
+
+@attrs.frozen
+class Deps:
+    """Everything a use case may reach, built once by ``bootstrap``."""
+
+    storage: Storage
+    keys: KeyTool
+    ipmi_monitor: IpmiMonitorSource
+    clock: Clock
+    ssh: Ssh | None = None
+    runtime: ContainerRuntime | None = None
+    proxy: ProxyRegistry | None = None

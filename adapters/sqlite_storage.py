@@ -1,0 +1,288 @@
+"""The Storage port on a SQLite file, through sqlite-utils.
+
+``<data>/dc-overview.db`` in WAL mode with foreign keys on; the schema
+version lives in ``PRAGMA user_version`` and forward migrations run on open.
+Rows are turned into domain values by one cattrs converter, here at the edge.
+Private keys live beside it in ``<data>/ssh_keys/`` with mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import cattrs
+import sqlite_utils
+
+from dc_overview import errors
+from dc_overview.domain import Server, SshKey
+from dc_overview.fsutil import atomic_write
+
+DB_FILE = "dc-overview.db"
+KEYS_DIR = "ssh_keys"
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["ssh_keys"].create(
+        {"id": int, "name": str, "public_key": str, "fingerprint": str, "private_key_path": str, "created_at": str},
+        pk="id",
+        not_null={"name", "public_key", "fingerprint", "private_key_path"},
+    )
+    db["ssh_keys"].create_index(["name"], unique=True)
+    db["servers"].create(
+        {
+            "id": int, "name": str, "address": str, "ssh_user": str, "ssh_port": int, "ssh_key_id": int,
+            "bmc_ip": str, "labels": str, "gpu_count": int, "exporters": str, "status": str,
+            "last_seen": str, "host_key": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        not_null={"name", "address", "ssh_user", "ssh_port", "status"},
+        foreign_keys=[("ssh_key_id", "ssh_keys", "id")],
+    )
+    db["servers"].create_index(["name"], unique=True)
+    db["servers"].create_index(["address"], unique=True)
+    db["settings"].create({"name": str, "value": str}, pk="name")
+
+
+# Append only: MIGRATIONS[n] takes the schema from version n to n + 1.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    conv.register_unstructure_hook(datetime, lambda v: v.isoformat())
+    return conv
+
+
+class SqliteStorage:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_FILE
+        self._depth = 0
+        self._conv = _converter()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise errors.StorageError(
+                f"{self.path} is not a usable dc-overview database ({exc})",
+                "restore it from a backup (`dc-overview backup` makes one) or move it away to start afresh",
+            ) from None
+        except OSError as exc:
+            raise errors.StorageError(f"cannot open the data dir {self.data_dir}: {exc.strerror}",
+                                      "choose another with --data-dir or DC_OVERVIEW_DATA") from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.db.table_names():
+            raise sqlite3.DatabaseError("it holds tables but no dc-overview schema version")
+        if version > SCHEMA_VERSION:
+            raise errors.StorageError(
+                f"{self.path} has schema version {version}, newer than this dc-overview knows ({SCHEMA_VERSION})",
+                "upgrade dc-overview",
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- servers ----------------------------------------------------------------------
+
+    _SELECT = "SELECT s.*, k.name AS key_name FROM servers s LEFT JOIN ssh_keys k ON k.id = s.ssh_key_id"
+
+    def _server(self, row: Mapping[str, Any]) -> Server:
+        fields = {
+            "id": row["id"], "name": row["name"], "address": row["address"], "ssh_user": row["ssh_user"],
+            "ssh_port": row["ssh_port"], "ssh_key": row["key_name"], "bmc_ip": row["bmc_ip"],
+            "labels": json.loads(row["labels"] or "{}"), "gpu_count": row["gpu_count"],
+            "exporters": json.loads(row["exporters"] or "{}"), "status": row["status"],
+            "last_seen": row["last_seen"], "host_key": row["host_key"],
+        }
+        return self._conv.structure(fields, Server)
+
+    def _server_row(self, server: Server) -> dict[str, Any]:
+        key_id = None
+        if server.ssh_key is not None:
+            found = self.db.execute("SELECT id FROM ssh_keys WHERE name = ?", [server.ssh_key]).fetchone()
+            if found is None:
+                raise errors.KeyNotFound(server.ssh_key)
+            key_id = found[0]
+        return {
+            "name": server.name, "address": server.address, "ssh_user": server.ssh_user,
+            "ssh_port": server.ssh_port, "ssh_key_id": key_id, "bmc_ip": server.bmc_ip,
+            "labels": json.dumps(dict(server.labels), sort_keys=True), "gpu_count": server.gpu_count,
+            "exporters": json.dumps(self._conv.unstructure(dict(server.exporters)), sort_keys=True),
+            "status": server.status.value,
+            "last_seen": server.last_seen.isoformat() if server.last_seen else None,
+            "host_key": server.host_key, "updated_at": _now(),
+        }
+
+    def _query(self, where: str = "", args: list[Any] | None = None) -> list[Server]:
+        cursor = self.db.execute(f"{self._SELECT} {where}", args or [])
+        columns = [c[0] for c in cursor.description]
+        return [self._server(dict(zip(columns, row))) for row in cursor.fetchall()]
+
+    def _one(self, where: str, args: list[Any]) -> Server | None:
+        found = self._query(f"WHERE s.{where} LIMIT 1", args)
+        return found[0] if found else None
+
+    def list_servers(self) -> list[Server]:
+        return self._query("ORDER BY s.name")
+
+    def get_server(self, name: str) -> Server | None:
+        return self._one("name = ?", [name])
+
+    def get_server_by_id(self, server_id: int) -> Server | None:
+        return self._one("id = ?", [server_id])
+
+    def find_server_by_address(self, address: str) -> Server | None:
+        return self._one("address = ?", [address])
+
+    def add_server(self, server: Server) -> Server:
+        row = self._server_row(server) | {"created_at": _now()}
+        with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
+            new_id = self.db["servers"].insert(row).last_pk
+        return self.get_server_by_id(new_id)  # type: ignore[return-value]
+
+    def update_server(self, server: Server) -> Server:
+        assert server.id is not None, "update needs a stored server"
+        with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
+            self.db["servers"].update(server.id, self._server_row(server))
+        return self.get_server_by_id(server.id)  # type: ignore[return-value]
+
+    def remove_server(self, server_id: int) -> None:
+        with self.transaction():
+            self.db["servers"].delete(server_id)
+
+    # -- SSH keys ---------------------------------------------------------------------------
+
+    def _key(self, row: Mapping[str, Any]) -> SshKey:
+        return self._conv.structure({k: row[k] for k in ("id", "name", "public_key", "fingerprint", "private_key_path")}, SshKey)
+
+    def list_keys(self) -> list[SshKey]:
+        return [self._key(r) for r in self.db["ssh_keys"].rows_where(order_by="name")]
+
+    def get_key(self, name: str) -> SshKey | None:
+        rows = list(self.db["ssh_keys"].rows_where("name = ?", [name], limit=1))
+        return self._key(rows[0]) if rows else None
+
+    def get_key_by_id(self, key_id: int) -> SshKey | None:
+        rows = list(self.db["ssh_keys"].rows_where("id = ?", [key_id], limit=1))
+        return self._key(rows[0]) if rows else None
+
+    def add_key(self, key: SshKey) -> SshKey:
+        row = self._conv.unstructure(key)
+        row.pop("id")
+        with self.transaction(), _unique_as(errors.DuplicateKey, None, key.name):
+            new_id = self.db["ssh_keys"].insert(row | {"created_at": _now()}).last_pk
+        return self.get_key_by_id(new_id)  # type: ignore[return-value]
+
+    def remove_key(self, key_id: int) -> None:
+        with self.transaction():
+            self.db["ssh_keys"].delete(key_id)
+
+    def write_private_key(self, name: str, text: str) -> Path:
+        """Write a new 0600 key file; never replaces an existing one."""
+        folder = self.data_dir / KEYS_DIR
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        path = folder / name
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".new-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text if text.endswith("\n") else text + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, path)  # atomic and exclusive
+            except FileExistsError:
+                raise errors.DuplicateKey(name) from None
+        finally:
+            os.unlink(tmp)
+        return path
+
+    def delete_private_key(self, path: str) -> None:
+        key_path = Path(path)
+        if key_path.parent.resolve() == (self.data_dir / KEYS_DIR).resolve():
+            key_path.unlink(missing_ok=True)
+
+    # -- settings and files -------------------------------------------------------------------
+
+    def load_settings(self) -> dict[str, object]:
+        return {r["name"]: json.loads(r["value"]) for r in self.db["settings"].rows}
+
+    def save_setting(self, name: str, value: object) -> None:
+        with self.transaction():
+            self.db["settings"].upsert({"name": name, "value": json.dumps(value)}, pk="name")
+
+    def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path:
+        return atomic_write(self.data_dir / relative, content, mode)
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy through SQLite's online backup API."""
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".partial")
+        target = sqlite3.connect(partial)
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+        os.chmod(partial, 0o600)
+        os.replace(partial, destination)
+
+
+@contextlib.contextmanager
+def _unique_as(error: type, field: str | None, value: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "UNIQUE" not in str(exc):
+            raise
+        if error is errors.DuplicateKey:
+            raise errors.DuplicateKey(value) from None
+        column = str(exc).rsplit(".", 1)[-1]
+        raise errors.DuplicateServer(column, value, "already stored") from None
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,3 @@
+from dc_overview.frontends.cli import main
+
+main()

@@ -1,0 +1,188 @@
+"""The Python API: one object per fleet, an async one for asyncio code and a
+sync twin for scripts. Every front end goes through these same methods.
+
+    import dc_overview
+    with dc_overview.open("/etc/dc-overview") as fleet:
+        fleet.add_server("gpu-01", "10.0.0.11")
+        print(fleet.targets())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import errors, fleet_config, inventory, ipmi_import, keys, settings, targets
+from .bootstrap import bootstrap
+from .domain import Server, Settings, SshKey
+from .inventory import ImportReport
+from .ports import Deps
+
+
+class AsyncFleet:
+    """The fleet's use cases as coroutine methods."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @property
+    def data_dir(self) -> Path:
+        return self.deps.storage.data_dir
+
+    # servers
+    async def servers(self) -> list[Server]:
+        return await inventory.list_servers(self.deps)
+
+    async def server(self, name: str) -> Server:
+        return await inventory.show_server(self.deps, name)
+
+    async def add_server(
+        self,
+        name: str,
+        address: str,
+        *,
+        ssh_user: str | None = None,
+        ssh_port: int = 22,
+        ssh_key: str | None = None,
+        bmc_ip: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Server:
+        return await inventory.add_server(
+            self.deps, name, address, ssh_user=ssh_user, ssh_port=ssh_port,
+            ssh_key=ssh_key, bmc_ip=bmc_ip, labels=labels,
+        )
+
+    async def update_server(self, name: str, **changes: Any) -> Server:
+        return await inventory.update_server(self.deps, name, **changes)
+
+    async def remove_server(self, name: str) -> Server:
+        return await inventory.remove_server(self.deps, name)
+
+    async def import_servers(self, text: str, *, source: str = "input") -> ImportReport:
+        """Servers from CSV text or pasted lines (``ip``, ``name,ip``, ``name,ip,user,port``)."""
+        return await inventory.import_servers(self.deps, text, source=source)
+
+    async def import_servers_file(self, path: str | Path) -> ImportReport:
+        path = Path(path)
+        return await self.import_servers(_read_text(path), source=path.name)
+
+    # SSH keys
+    async def keys(self) -> list[SshKey]:
+        return await keys.list_keys(self.deps)
+
+    async def key(self, name: str) -> SshKey:
+        return await keys.show_key(self.deps, name)
+
+    async def add_key(self, name: str, private_key_path: str | Path, passphrase: str | None = None) -> SshKey:
+        return await keys.add_key(self.deps, name, _read_text(Path(private_key_path)), passphrase)
+
+    async def generate_key(self, name: str, comment: str | None = None) -> SshKey:
+        return await keys.generate_key(self.deps, name, comment)
+
+    async def remove_key(self, name: str) -> SshKey:
+        return await keys.remove_key(self.deps, name)
+
+    # settings
+    async def settings(self) -> Settings:
+        return await settings.get_settings(self.deps)
+
+    async def get_setting(self, name: str) -> Any:
+        return await settings.get_setting(self.deps, name)
+
+    async def set_setting(self, name: str, value: Any) -> Settings:
+        return await settings.set_setting(self.deps, name, value)
+
+    # Prometheus targets, exports, imports
+    async def targets(self) -> list[dict]:
+        return await targets.prometheus_targets(self.deps)
+
+    async def write_targets(self) -> Path:
+        return targets.write_targets(self.deps)
+
+    async def fleet_config(self) -> dict:
+        return await fleet_config.fleet_config(self.deps)
+
+    async def export_fleet_config(self, destination: str | Path | None = None) -> str:
+        return await fleet_config.export_fleet_config(self.deps, Path(destination) if destination else None)
+
+    async def detect_ipmi_monitor(self) -> Path | None:
+        return await ipmi_import.detect_ipmi_monitor(self.deps)
+
+    async def import_ipmi_monitor(self, path: str | Path | None = None) -> ImportReport:
+        return await ipmi_import.import_ipmi_monitor(self.deps, Path(path) if path else None)
+
+    async def backup(self, destination: str | Path) -> Path:
+        self.deps.storage.backup(Path(destination))
+        return Path(destination)
+
+    async def close(self) -> None:
+        close = getattr(self.deps.storage, "close", None)
+        if close:
+            close()
+
+    async def __aenter__(self) -> "AsyncFleet":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Fleet:
+    """The same methods as ``AsyncFleet``, blocking, for scripts."""
+
+    def __init__(self, fleet: AsyncFleet) -> None:
+        self.aio = fleet
+        self._runner = asyncio.Runner()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.aio.data_dir
+
+    def run(self, coroutine: Any) -> Any:
+        return self._runner.run(coroutine)
+
+    def close(self) -> None:
+        self.run(self.aio.close())
+        self._runner.close()
+
+    def __enter__(self) -> "Fleet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _blocking(name: str, method: Any) -> Any:
+    @functools.wraps(method)
+    def call(self: Fleet, *args: Any, **kwargs: Any) -> Any:
+        return self.run(getattr(self.aio, name)(*args, **kwargs))
+
+    return call
+
+
+for _name, _method in inspect.getmembers(AsyncFleet, inspect.iscoroutinefunction):
+    if not _name.startswith("_") and _name != "close":
+        setattr(Fleet, _name, _blocking(_name, _method))
+
+
+def open_async(data_dir: str | Path | None = None, **overrides: object) -> AsyncFleet:
+    """An ``AsyncFleet`` on ``data_dir`` (default: ``DC_OVERVIEW_DATA``, else
+    ``/etc/dc-overview`` as root, else the XDG data dir)."""
+    return AsyncFleet(bootstrap(data_dir, **overrides))
+
+
+def open(data_dir: str | Path | None = None, **overrides: object) -> Fleet:  # noqa: A001
+    """A blocking ``Fleet`` on ``data_dir``; see ``open_async``."""
+    return Fleet(open_async(data_dir, **overrides))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise errors.InvalidInput("path", f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.InvalidInput("path", f"cannot read {path}: {exc}") from None
