@@ -35,6 +35,9 @@ class IpmiMonitorReader:
         ]
         return [d / DB_NAME for d in dirs]
 
+    def locate(self) -> Path | None:
+        return next((p for p in self.candidates() if p.is_file()), None)
+
     def read(self, path: Path) -> IpmiMonitorData:
         if not path.is_file():
             raise errors.ForeignDatabase(f"{path} does not exist or is not a file", "give the path to ipmi_events.db")

@@ -17,13 +17,18 @@ class AsyncsshKeyTool:
     def load(self, private_key: str, passphrase: str | None = None) -> KeyMaterial:
         try:
             key = asyncssh.import_private_key(private_key, passphrase)
-        except asyncssh.KeyEncryptionError:
+        except (asyncssh.KeyEncryptionError, asyncssh.KeyImportError) as exc:
+            encrypted = isinstance(exc, asyncssh.KeyEncryptionError) or "assphrase" in str(exc)
+            if not encrypted:
+                raise errors.InvalidKey(
+                    "private_key", "not a private key in OpenSSH or PEM format", "give the private key, not the .pub file"
+                ) from None
             raise errors.InvalidKey(
                 "private_key",
                 "the key is encrypted" if passphrase is None else "the passphrase does not decrypt the key",
                 "give the right passphrase; a decrypted copy is stored with mode 0600",
             ) from None
-        except (asyncssh.KeyImportError, ValueError, TypeError):
+        except (ValueError, TypeError):
             raise errors.InvalidKey(
                 "private_key", "not a private key in OpenSSH or PEM format", "give the private key, not the .pub file"
             ) from None

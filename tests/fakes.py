@@ -136,6 +136,9 @@ class FakeIpmiSource:
     def candidates(self) -> list[Path]:
         return self.where
 
+    def locate(self) -> Path | None:
+        return next((p for p in self.where if p in self.data), None)
+
     def read(self, path: Path) -> IpmiMonitorData:
         if path not in self.data:
             raise errors.ForeignDatabase(f"{path} is not an ipmi-monitor database")

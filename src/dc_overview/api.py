@@ -55,7 +55,7 @@ class AsyncFleet:
             ssh_key=ssh_key, bmc_ip=bmc_ip, labels=labels,
         )
 
-    async def update_server(self, name: str, **changes: Any) -> Server:
+    async def update_server(self, name: str, /, **changes: Any) -> Server:
         return await inventory.update_server(self.deps, name, **changes)
 
     async def remove_server(self, name: str) -> Server:

@@ -66,7 +66,7 @@ async def add_server(
     return added
 
 
-async def update_server(deps: Deps, name: str, **changes: Any) -> Server:
+async def update_server(deps: Deps, name: str, /, **changes: Any) -> Server:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         field = sorted(unknown)[0]

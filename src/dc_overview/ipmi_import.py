@@ -20,7 +20,7 @@ from .targets import write_targets
 
 async def detect_ipmi_monitor(deps: Deps) -> Path | None:
     """The first ipmi-monitor database found on this host, if any."""
-    return next((p for p in deps.ipmi_monitor.candidates() if p.is_file()), None)
+    return deps.ipmi_monitor.locate()
 
 
 def safe_name(text: str, fallback: str) -> str:

@@ -104,6 +104,10 @@ class IpmiMonitorSource(Protocol):
         """Where an ipmi-monitor database is looked for, in order."""
         ...
 
+    def locate(self) -> Path | None:
+        """The first of ``candidates()`` that exists on this host."""
+        ...
+
     def read(self, path: Path) -> IpmiMonitorData:
         """Read servers and keys; raises ForeignDatabase for anything else."""
         ...

@@ -35,7 +35,7 @@ def parse_server_lines(
     parsed: list[ParsedLine] = []
     seen_names: dict[str, int] = {}
     seen_addresses: dict[str, int] = {}
-    rows = csv.reader(io.StringIO(text), skipinitialspace=True)
+    rows = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
     first_data_row = True
     try:
         for number, row in enumerate(rows, start=1):
