@@ -32,9 +32,9 @@ dockerd_install() {
     _dockerd_say "installing docker.io"
     export DEBIAN_FRONTEND=noninteractive
     # A fresh machine may have no package lists yet; update once on failure.
-    _dockerd_as_root apt-get install -y -q --no-install-recommends docker.io >/dev/null ||
-        { _dockerd_as_root apt-get update -q >/dev/null &&
-          _dockerd_as_root apt-get install -y -q --no-install-recommends docker.io >/dev/null; } ||
+    _dockerd_as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends docker.io >/dev/null ||
+        { _dockerd_as_root apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null &&
+          _dockerd_as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends docker.io >/dev/null; } ||
         { _dockerd_say "apt-get install docker.io failed"; return 1; }
 }
 
