@@ -1,0 +1,5 @@
+"""``python -m`` entry point (also the zipapp's)."""
+
+from .server import main
+
+raise SystemExit(main())
