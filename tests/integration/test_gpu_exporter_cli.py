@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -14,13 +13,9 @@ import pytest
 from click.testing import CliRunner
 from dc_overview.frontends.cli_exporter import exporter
 
+from tests.support.sshd import free_port
+
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_help_lists_the_options() -> None:
@@ -36,7 +31,7 @@ def test_bad_values_are_usage_errors(args: list[str]) -> None:
 
 
 def test_serves_simulated_gpus_until_sigterm() -> None:
-    port = free_port()
+    port = free_port(["127.0.0.1"])
     scraped: list[str] = []
 
     def scrape_then_terminate() -> None:

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dc_overview.gpu_exporter import build_zipapp
+from tests.support.sshd import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +29,9 @@ def zipapp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_zipapp(tmp_path_factory.mktemp("zipapp"))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Exporter:
     def __init__(self, zipapp: Path, *args: str) -> None:
-        self.port = free_port()
+        self.port = free_port(["127.0.0.1"])
         command = [
             sys.executable,
             "-I",
