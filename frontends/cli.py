@@ -114,9 +114,9 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import cli_config, cli_inventory
+    from . import cli_config, cli_inventory, cli_shell
 
-    for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS):
+    for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS):
         cli.add_command(command)
 
 
