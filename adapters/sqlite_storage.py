@@ -50,8 +50,25 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["settings"].create({"name": str, "value": str}, pk="name")
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Accounts for the web app and the API (used through adapters/sqlite_accounts.py)."""
+    for statement in (
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+        " role TEXT NOT NULL, password_hash TEXT NOT NULL, created_at TEXT, updated_at TEXT)",
+        "CREATE TABLE api_tokens (id INTEGER PRIMARY KEY,"
+        " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, label TEXT NOT NULL,"
+        " token_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, created_at TEXT, last_used_at TEXT)",
+        "CREATE TABLE sessions (id INTEGER PRIMARY KEY,"
+        " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, token_hash TEXT NOT NULL UNIQUE,"
+        " created_at TEXT NOT NULL, expires_at TEXT NOT NULL, last_seen_at TEXT NOT NULL)",
+        "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
+        "CREATE INDEX sessions_user ON sessions(user_id)",
+    ):
+        db.execute(statement)
+
+
 # Append only: MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

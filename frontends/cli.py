@@ -119,6 +119,11 @@ def _register() -> None:
     for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS):
         cli.add_command(command)
 
+    from . import cli_web
+
+    for command in cli_web.COMMANDS:
+        cli.add_command(command)
+
 
 _register()
 

@@ -20,6 +20,10 @@ from .bootstrap import bootstrap
 from .domain import Server, Settings, SshKey
 from .inventory import ImportReport
 from .ports import Deps
+from . import accounts, credentials, lookups, overview, services
+from .identity import ApiToken, User
+from .overview import Overview
+from .services import ServiceState
 
 
 class AsyncFleet:
@@ -117,6 +121,92 @@ class AsyncFleet:
     async def backup(self, destination: str | Path) -> Path:
         self.deps.storage.backup(Path(destination))
         return Path(destination)
+
+    # -- the web app and the API: users, tokens, sessions, secrets, overview, services ----------
+
+    async def users(self) -> list[User]:
+        return await accounts.list_users(self.deps)
+
+    async def user(self, name: str) -> User:
+        return await accounts.show_user(self.deps, name)
+
+    async def add_user(self, name: str, password: str, role: str = "viewer") -> User:
+        """A user who may log in to the web app; ``role`` is ``admin`` or ``viewer`` (read-only)."""
+        return await accounts.add_user(self.deps, name, password, role)
+
+    async def remove_user(self, name: str) -> User:
+        return await accounts.remove_user(self.deps, name)
+
+    async def set_password(self, name: str, password: str) -> User:
+        return await accounts.set_password(self.deps, name, password)
+
+    async def set_role(self, name: str, role: str) -> User:
+        return await accounts.set_role(self.deps, name, role)
+
+    async def needs_setup(self) -> bool:
+        return await accounts.needs_setup(self.deps)
+
+    async def setup_admin(self, name: str, password: str) -> User:
+        return await accounts.setup_admin(self.deps, name, password)
+
+    async def authenticate(self, name: str, password: str) -> User:
+        return await accounts.authenticate(self.deps, name, password)
+
+    async def create_token(self, user_name: str, label: str) -> accounts.NewToken:
+        """An API token for ``user_name``; its ``secret`` is returned this once only."""
+        return await accounts.create_token(self.deps, user_name, label)
+
+    async def tokens(self, user_name: str | None = None) -> list[ApiToken]:
+        return await accounts.list_tokens(self.deps, user_name)
+
+    async def revoke_token(self, token_id: int, *, user_name: str | None = None) -> ApiToken:
+        return await accounts.revoke_token(self.deps, token_id, user_name=user_name)
+
+    async def user_for_token(self, secret: str) -> User | None:
+        return await accounts.user_for_token(self.deps, secret)
+
+    async def start_session(self, user: User) -> accounts.NewSession:
+        return await accounts.start_session(self.deps, user)
+
+    async def session_user(self, secret: str) -> User | None:
+        return await accounts.session_user(self.deps, secret)
+
+    async def end_session(self, secret: str) -> None:
+        await accounts.end_session(self.deps, secret)
+
+    async def secret_status(self) -> dict[str, bool]:
+        return await credentials.secret_status(self.deps)
+
+    async def set_secret(self, name: str, value: str) -> None:
+        await credentials.set_secret(self.deps, name, value)
+
+    async def clear_secret(self, name: str) -> None:
+        await credentials.clear_secret(self.deps, name)
+
+    async def generate_scrape_token(self) -> str:
+        return await credentials.generate_scrape_token(self.deps)
+
+    async def read_secret(self, name: str) -> str | None:
+        return await credentials.read_secret(self.deps, name)
+
+    async def session_key(self) -> bytes:
+        return await credentials.session_key(self.deps)
+
+    async def overview(self, prometheus_api: str | None = None) -> Overview:
+        return await overview.fleet_overview(self.deps, prometheus_api)
+
+    async def services(self) -> dict[str, ServiceState]:
+        return await services.service_states(self.deps)
+
+    async def server_by_id(self, server_id: int) -> Server:
+        return await lookups.server_by_id(self.deps, server_id)
+
+    async def key_by_id(self, key_id: int) -> SshKey:
+        return await lookups.key_by_id(self.deps, key_id)
+
+    async def add_key_text(self, name: str, private_key: str, passphrase: str | None = None) -> SshKey:
+        """Store a private key given as text (an upload) rather than a path."""
+        return await keys.add_key(self.deps, name, private_key, passphrase)
 
     async def close(self) -> None:
         close = getattr(self.deps.storage, "close", None)

@@ -15,6 +15,9 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
     from dc_overview.adapters.sqlite_storage import SqliteStorage
     from dc_overview.adapters.ssh_keys import AsyncsshKeyTool
     from dc_overview.adapters.system_clock import SystemClock
+    from dc_overview.adapters.prometheus_query import PrometheusQuery
+    from dc_overview.adapters.secret_files import FileSecretStore
+    from dc_overview.adapters.sqlite_accounts import SqliteAccounts
 
     ports: dict[str, object] = {
         "storage": SqliteStorage(Path(data_dir) if data_dir else default_data_dir()),
@@ -22,5 +25,10 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
         "ipmi_monitor": IpmiMonitorReader(),
         "clock": SystemClock(),
     }
+    # web accounts share the inventory's database connection; secrets are files beside it
+    storage = ports["storage"]
+    ports["accounts"] = SqliteAccounts(storage.db.conn)  # type: ignore[attr-defined]
+    ports["secrets"] = FileSecretStore(storage.data_dir)  # type: ignore[attr-defined]
+    ports["metrics"] = PrometheusQuery()
     ports.update(overrides)
     return Deps(**ports)  # type: ignore[arg-type]

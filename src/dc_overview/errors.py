@@ -147,3 +147,71 @@ class StorageError(DcOverviewError):
 
 class ForeignDatabase(DcOverviewError):
     """A database file is not what it was said to be."""
+
+
+# -- accounts, the web app and the API ---------------------------------------------------
+
+
+class NoSuchRecord(NotFound):
+    """A lookup by id found nothing (``kind`` is e.g. ``server``, ``SSH key``)."""
+
+    def __init__(self, kind: str, record_id: object) -> None:
+        super().__init__(f"no {kind} with id {record_id}")
+        self.kind = kind
+        self.record_id = record_id
+
+
+class UserNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no user named {name!r}", "see `dc-overview users list`")
+        self.name = name
+
+
+class DuplicateUser(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a user named {name!r} already exists", "choose another name")
+        self.name = name
+
+
+class LastAdmin(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is the last admin; the fleet would have nobody to manage it",
+            "make another user admin first",
+        )
+        self.name = name
+
+
+class SetupDone(Conflict):
+    def __init__(self) -> None:
+        super().__init__("the first admin already exists", "log in, or ask an admin to add you")
+
+
+class AuthenticationFailed(DcOverviewError):
+    """Wrong user name or password, or an unknown or expired token."""
+
+    def __init__(self, message: str = "wrong user name or password") -> None:
+        super().__init__(message)
+
+
+class PermissionDenied(DcOverviewError):
+    def __init__(self, action: str) -> None:
+        super().__init__(f"{action} needs the admin role", "ask an admin")
+        self.action = action
+
+
+class InvalidSecretName(InvalidInput):
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__("name", f"{name!r} is not a known secret", "known: " + ", ".join(known))
+
+
+class MetricsUnavailable(DcOverviewError):
+    """Prometheus could not be asked (unreachable, slow, or an error answer)."""
+
+
+class OperationUnavailable(DcOverviewError):
+    """An operation this build or this fleet cannot run (e.g. no SSH client)."""
+
+    def __init__(self, operation: str, hint: str | None = None) -> None:
+        super().__init__(f"{operation} is not available here", hint)
+        self.operation = operation

@@ -13,6 +13,7 @@ from typing import AsyncContextManager, ContextManager, Mapping, Protocol, Seque
 import attrs
 
 from .domain import Server, SshKey
+from .identity import ApiToken, LoginSession, User
 
 # -- storage ------------------------------------------------------------------------
 
@@ -196,6 +197,10 @@ class Clock(Protocol):
 
 
 __all__ = [
+    "AccountStore",
+    "MetricsSource",
+    "Sample",
+    "SecretStore",
     "Clock",
     "CommandResult",
     "ContainerInfo",
@@ -228,3 +233,64 @@ class Deps:
     ssh: Ssh | None = None
     runtime: ContainerRuntime | None = None
     proxy: ProxyRegistry | None = None
+    accounts: AccountStore | None = None
+    secrets: SecretStore | None = None
+    metrics: MetricsSource | None = None
+
+
+# -- accounts, secrets and metrics (the web app and the API) -------------------------
+
+
+class AccountStore(Protocol):
+    """Users, their API tokens and login sessions. Removing a user removes
+    their tokens and sessions. ``transaction()`` commits or rolls back together."""
+
+    def transaction(self) -> ContextManager[None]: ...
+
+    def list_users(self) -> list[User]: ...
+    def get_user(self, name: str) -> User | None: ...
+    def get_user_by_id(self, user_id: int) -> User | None: ...
+    def add_user(self, user: User) -> User: ...
+    def update_user(self, user: User) -> User: ...
+    def remove_user(self, user_id: int) -> None: ...
+
+    def add_token(self, token: ApiToken) -> ApiToken: ...
+    def list_tokens(self, user_id: int | None = None) -> list[ApiToken]: ...
+    def get_token(self, token_id: int) -> ApiToken | None: ...
+    def find_token(self, token_hash: str) -> ApiToken | None: ...
+    def touch_token(self, token_id: int, when: datetime) -> None: ...
+    def remove_token(self, token_id: int) -> None: ...
+
+    def add_session(self, session: LoginSession) -> LoginSession: ...
+    def find_session(self, token_hash: str) -> LoginSession | None: ...
+    def touch_session(self, session_id: int, when: datetime) -> None: ...
+    def remove_session(self, token_hash: str) -> None: ...
+    def remove_user_sessions(self, user_id: int) -> None: ...
+    def prune_sessions(self, now: datetime, idle_since: datetime) -> int:
+        """Remove sessions expired by ``now`` or unused since ``idle_since``."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Write-only secrets (API keys of providers, tokens, the session key),
+    each a 0600 file in the data dir. Nothing reads them back to a user."""
+
+    def get(self, name: str) -> str | None: ...
+    def put(self, name: str, value: str) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def names(self) -> list[str]: ...
+
+
+@attrs.frozen
+class Sample:
+    """One series of an instant query: its labels and value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+class MetricsSource(Protocol):
+    async def query(self, base_url: str, promql: str, *, timeout: float) -> list[Sample]:
+        """Run an instant query against Prometheus' HTTP API at ``base_url``
+        (``.../api/v1/query``); raises MetricsUnavailable when it cannot."""
+        ...

@@ -1,0 +1,79 @@
+"""Password hashing with scrypt (standard library), a memory-hard KDF.
+
+Encoded as ``scrypt$N$r$p$SALT$HASH`` (base64), so the cost can be raised
+later without breaking stored hashes: ``needs_rehash`` says when a stored
+hash was made with weaker parameters than today's. Costs follow OWASP's
+scrypt guidance (N=2^15, r=8, p=3: about 32 MiB and a third of a second here).
+Tokens and session ids are random and long, so a fast hash suffices for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+
+N, R, P = 2**15, 8, 3
+SALT_BYTES = 16
+HASH_BYTES = 32
+_MAXMEM = 256 * 1024 * 1024
+# At most two hashes at once, whatever arrives: each takes ~32 MiB and a core,
+# so a burst of logins cannot exhaust memory or starve the rest of the app.
+_KDF_SLOTS = threading.BoundedSemaphore(2)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    with _KDF_SLOTS:
+        return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=dklen)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, n: int = N, r: int = R, p: int = P) -> str:
+    salt = os.urandom(SALT_BYTES)
+    digest = _scrypt(password, salt, n, r, p, HASH_BYTES)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """True when ``password`` matches; False for a wrong password or a hash
+    this code cannot read (never raises on bad stored data)."""
+    try:
+        scheme, n, r, p, salt, expected = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = _scrypt(password, _unb64(salt), int(n), int(r), int(p), len(_unb64(expected)))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return False
+    return hmac.compare_digest(digest, _unb64(expected))
+
+
+def needs_rehash(encoded: str) -> bool:
+    try:
+        scheme, n, r, p, *_ = encoded.split("$")
+        return scheme != "scrypt" or int(n) < N or int(r) < R or int(p) < P
+    except ValueError:
+        return True
+
+
+# A hash of a random password: checked when a user does not exist, so that
+# a login for an unknown name costs as long as one for a known name.
+DUMMY_HASH = f"scrypt${N}${R}${P}${_b64(b'0' * SALT_BYTES)}${_b64(b'1' * HASH_BYTES)}"
+
+
+def new_secret(prefix: str = "") -> str:
+    """A random token: 256 bits, URL-safe."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
