@@ -114,9 +114,9 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import cli_config, cli_inventory, cli_shell
+    from . import cli_config, cli_fleet_ops, cli_inventory, cli_shell
 
-    for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS):
+    for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS, *cli_fleet_ops.COMMANDS):
         cli.add_command(command)
 
     from . import cli_web

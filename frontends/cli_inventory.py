@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dc_overview import Fleet, ImportReport
-from dc_overview.domain import GPU_EXPORTER, NODE_EXPORTER, Server, parse_label
+from dc_overview.domain import GPU_EXPORTER, NODE_EXPORTER, Server, fingerprint, parse_label
 
 from . import output
 from .cli import Group, emit, json_option, pass_fleet
@@ -149,6 +149,27 @@ def servers_import(fleet: Fleet, file: Path, as_json: bool) -> None:
     else:
         report = fleet.import_servers_file(file)
     emit(report, as_json, import_summary)
+
+
+@servers.command("trust")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_fleet
+def servers_trust(fleet: Fleet, name: str, yes: bool, as_json: bool) -> None:
+    """Forget NAME's pinned SSH host key; the next connection pins the key it offers.
+
+    Do this only when you know why the key changed (the machine was
+    reinstalled, its keys rotated); otherwise someone may be in the middle.
+    """
+    pinned = fleet.server(name).host_key
+    if pinned and not yes and not as_json:
+        click.echo(f"Pinned host key of {name}: {pinned.split()[0]} {fingerprint(pinned)}")
+        click.confirm("Forget it and trust whatever key the next connection offers?", abort=True)
+    report = fleet.trust_host(name)
+    emit(report, as_json, f"Forgot the host key of {name} ({report.forgotten_fingerprint}); the next "
+         f"connection (e.g. `dc-overview check {name}`) pins the key it offers."
+         if report.forgotten_key else f"No host key was pinned for {name}; the next connection pins one.")
 
 
 def import_summary(report: ImportReport) -> str:

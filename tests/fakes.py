@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import copy
 import hashlib
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -162,3 +164,201 @@ def fake_deps(data_dir: Path = Path("/data"), **overrides: object) -> Deps:
     }
     ports.update(overrides)
     return Deps(**ports)  # type: ignore[arg-type]
+
+
+# -- fleet operations: workers reached over a fake SSH --------------------------------------
+
+
+def fake_elf(arch: str = "x86_64", version: str = "1.8.2", extra: bytes = b"") -> bytes:
+    """Bytes that pass for a Linux executable of ``arch`` and report ``version``."""
+    machines = {"x86_64": 0x3E, "aarch64": 0xB7}
+    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(10) + machines[arch].to_bytes(2, "little")
+    return header + f" version={version} ".encode() + extra
+
+
+def fake_host_key(seed: str) -> str:
+    return "ssh-ed25519 " + base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
+@attrs.define
+class FakeWorker:
+    """One machine as the fake SSH sees it. The scripts the use cases send are
+    read for what they do (probe, install, remove), and the machine's state
+    (files, units) changes accordingly."""
+
+    address: str
+    host_key: str = ""
+    authorized_keys: set[str] | None = None  # private key paths accepted; None: any
+    down: bool = False
+    drops: int = 0  # connection attempts to drop first, as sshd's MaxStartups does
+    connect_delay: float = 0.0
+    hang: bool = False  # every command runs into its timeout
+    arch: str = "x86_64"
+    uid: int = 0
+    systemd: bool = True
+    python3: str | None = "3.11.2"
+    gpu_smi: int | None = None
+    gpu_pci: int = 0
+    sudo_ok: bool = True
+    files: dict[str, bytes] = attrs.Factory(dict)
+    units: dict[str, dict[str, str]] = attrs.Factory(dict)  # unit -> {"active": .., "enabled": ..}
+    foreign_ports: set[int] = attrs.Factory(set)  # answered by something that is not ours
+    runs: list[str] = attrs.Factory(list)
+    uploads: list[str] = attrs.Factory(list)
+    connects: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.host_key = self.host_key or fake_host_key(self.address)
+
+    # what the probe script reports
+    def answering(self, spec) -> bool:  # type: ignore[no-untyped-def]
+        ours = self.units.get(spec.unit, {}).get("active") == "active" and spec.binary in self.files
+        return ours or spec.port in self.foreign_ports
+
+    def probe_output(self, script: str, uid: int | None = None) -> str:
+        from dc_overview.exporter_units import SPECS
+
+        uid = self.uid if uid is None else uid
+        lines = [f"user={'root' if uid == 0 else 'worker'}", f"uid={uid}",
+                 "os=Debian GNU/Linux 12 (bookworm)", "kernel=6.1.0-fake", f"arch={self.arch}",
+                 f"hostname={self.address}", "cpus=32", "cpu_model=Fake CPU", "mem_kb=263921664",
+                 f"systemd={'yes' if self.systemd else 'no'}", f"gpu_pci={self.gpu_pci}"]
+        if self.python3:
+            lines.append(f"python3={self.python3}")
+        if self.gpu_smi is not None:
+            lines.append(f"gpu_smi={self.gpu_smi}")
+        for spec in SPECS:
+            key = f"exporter.{spec.name}"
+            lines.append(f"{key}.unit={'present' if spec.unit_path in self.files else 'absent'}")
+            if spec.binary in self.files:
+                found = re.search(rb"version=(\S+)", self.files[spec.binary])
+                lines.append(f"{key}.version={spec.name}, version {found.group(1).decode() if found else '?'}")
+            unit = self.units.get(spec.unit, {})
+            if self.systemd:
+                lines.append(f"{key}.active={unit.get('active', 'inactive')}")
+                lines.append(f"{key}.enabled={unit.get('enabled', 'disabled')}")
+            lines.append(f"{key}.answering={'yes' if self.answering(spec) else 'no'}")
+        for path in re.findall(r'say "sha256\.([^"]+)"', script):
+            content = self.files.get(path)
+            lines.append(f"sha256.{path}=" + (hashlib.sha256(content).hexdigest() if content is not None else "absent"))
+        return "\n".join(lines) + "\n"
+
+    def apply(self, script: str) -> tuple[int, str]:
+        """Carry out an install or remove script; (exit status, stderr)."""
+        for src, dst in re.findall(r"install -D -m \d+ -o root -g root (\S+) \S+ && mv -f \S+ (\S+)", script):
+            self.files[dst] = self.files.pop(src)
+        for removed in re.findall(r"^rm -f (.+)$", script, re.M):
+            for path in removed.split():
+                self.files.pop(path, None)
+        for unit in re.findall(r"systemctl enable --quiet (\S+)", script):
+            self.units.setdefault(unit, {})["enabled"] = "enabled"
+        for _, unit in re.findall(r"systemctl (start|restart) (\S+)", script):
+            self.units.setdefault(unit, {})["active"] = "active"
+        for unit in re.findall(r"systemctl disable --now --quiet (\S+)", script):
+            self.units[unit] = {"active": "inactive", "enabled": "disabled"}
+        for stage in re.findall(r"^rm -rf (\S+)$", script, re.M):
+            for path in [p for p in self.files if p.startswith(stage + "/")]:
+                del self.files[path]
+        return 0, ""
+
+
+class FakeWorkerConnection:
+    def __init__(self, worker: FakeWorker) -> None:
+        self.worker = worker
+        self.host_key = worker.host_key
+        self._stages = 0
+
+    async def run(self, command: str, *, timeout: float, input: str | None = None):  # type: ignore[no-untyped-def]
+        from dc_overview.ports import CommandResult
+
+        worker = self.worker
+        worker.runs.append(command)
+        if worker.hang:
+            await asyncio.sleep(timeout)
+            raise errors.CommandTimeout(worker.address, f"`{command[:40]}` did not finish within {timeout:g}s")
+        if command.startswith("sudo -n ") and not worker.sudo_ok:
+            return CommandResult(1, "", "sudo: a password is required\n")
+        script = input or ""
+        if "exec sudo -n sh -s" in command:  # worker_probe.ROOT_SHELL
+            login = f"login_uid={worker.uid}\n"
+            if worker.uid != 0 and not worker.sudo_ok:
+                return CommandResult(1, login, "sudo: a password is required\n")
+            return CommandResult(0, login + worker.probe_output(script, uid=0), "")
+        if "say kernel" in script:
+            return CommandResult(0, worker.probe_output(script), "")
+        if command.startswith("umask 077; mktemp -d"):
+            self._stages += 1
+            return CommandResult(0, f"/tmp/dc-overview.fake{self._stages}\n", "")
+        if "systemctl" in script or "install -D" in script:
+            status, stderr = worker.apply(script)
+            return CommandResult(status, "", stderr)
+        return CommandResult(0, "", "")
+
+    async def put(self, files) -> None:  # type: ignore[no-untyped-def]
+        for upload in files:
+            self.worker.uploads.append(upload.path)
+            self.worker.files[upload.path] = upload.content
+
+
+class FakeSsh:
+    """Workers by address. Counts connections at once (``max_open``)."""
+
+    def __init__(self, workers: list[FakeWorker] | None = None) -> None:
+        self.workers = {w.address: w for w in workers or []}
+        self.open = 0
+        self.max_open = 0
+        self.targets: list = []
+
+    def add(self, worker: FakeWorker) -> FakeWorker:
+        self.workers[worker.address] = worker
+        return worker
+
+    @contextlib.asynccontextmanager
+    async def connect(self, target, *, timeout: float):  # type: ignore[no-untyped-def]
+        from dc_overview.domain import fingerprint
+
+        self.targets.append(target)
+        worker = self.workers.get(target.host)
+        if worker is None or worker.down:
+            raise errors.HostUnreachable(target.name, f"connection refused by {target.host}:{target.port}")
+        worker.connects += 1
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        try:
+            if worker.connect_delay:
+                await asyncio.sleep(worker.connect_delay)
+            if worker.drops > 0:
+                worker.drops -= 1
+                raise errors.ConnectionDropped(target.name, "closed the connection during login")
+            if target.pinned_host_key and target.pinned_host_key.split()[:2] != worker.host_key.split()[:2]:
+                raise errors.HostKeyChanged(target.name, fingerprint(target.pinned_host_key),
+                                            fingerprint(worker.host_key))
+            if worker.authorized_keys is not None and target.private_key_path not in worker.authorized_keys:
+                raise errors.SshAuthFailed(target.name, f"refused the login as {target.user!r}")
+            yield FakeWorkerConnection(worker)
+        finally:
+            self.open -= 1
+
+
+class FakeLocalHost:
+    def __init__(self, worker: FakeWorker) -> None:
+        self.worker = worker
+
+    @contextlib.asynccontextmanager
+    async def open(self):  # type: ignore[no-untyped-def]
+        yield FakeWorkerConnection(self.worker)
+
+
+class FakeDownloader:
+    """Serves fixed bytes per URL; counts fetches."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.files = files or {}
+        self.fetched: list[str] = []
+
+    async def fetch(self, url: str, destination: Path, *, timeout: float) -> None:
+        self.fetched.append(url)
+        if url not in self.files:
+            raise errors.ArtifactProblem(f"downloading {url} failed: HTTP 404")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(self.files[url])

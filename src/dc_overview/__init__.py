@@ -28,6 +28,10 @@ from .errors import (
     StorageError,
 )
 from .inventory import ImportReport
+from .errors import ArtifactProblem, HostKeyChanged, SshError
+from .exporter_install import InstallResult
+from .fleet_check import CheckResult
+from .worker_session import TrustReport
 
 __version__ = "2.0.0"
 
@@ -56,6 +60,12 @@ __all__ = [
     "Settings",
     "SshKey",
     "StorageError",
+    "ArtifactProblem",
+    "CheckResult",
+    "HostKeyChanged",
+    "InstallResult",
+    "SshError",
+    "TrustReport",
     "__version__",
     "open",
     "open_async",

@@ -13,13 +13,18 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import errors, fleet_config, inventory, ipmi_import, keys, settings, targets
 from .bootstrap import bootstrap
 from .domain import Server, Settings, SshKey
 from .inventory import ImportReport
 from .ports import Deps
+from . import exporter_install, fleet_check, worker_session
+from .exporter_install import InstallOptions, InstallResult
+from .fanout import Progress
+from .fleet_check import CheckResult
+from .worker_session import TrustReport
 from . import accounts, credentials, lookups, overview, services
 from .identity import ApiToken, User
 from .overview import Overview
@@ -208,6 +213,43 @@ class AsyncFleet:
         """Store a private key given as text (an upload) rather than a path."""
         return await keys.add_key(self.deps, name, private_key, passphrase)
 
+    # -- fleet operations over SSH: check, install and remove exporters, re-trust ----------------
+    # ``names`` None means every server; ``progress(result, done, total)`` is called per server.
+
+    async def check(self, names: Iterable[str] | None = None, *, password: str | None = None,
+                    progress: Progress | None = None) -> list[CheckResult]:
+        """Reach each server over SSH: OS, CPU, RAM, GPUs, systemd, exporters; stored and returned."""
+        return await fleet_check.check(self.deps, names, password=password, progress=progress)
+
+    async def install_exporters(self, names: Iterable[str] | None = None, *,
+                                node_exporter_binary: str | Path | None = None,
+                                gpu_exporter_artifact: str | Path | None = None,
+                                gpu_exporter_simulate: int | None = None, gpu_exporter: bool = True,
+                                password: str | None = None, progress: Progress | None = None) -> list[InstallResult]:
+        """node_exporter (and the GPU exporter where GPUs are) as hardened systemd units; idempotent."""
+        options = _install_options(node_exporter_binary, gpu_exporter_artifact, gpu_exporter_simulate, gpu_exporter)
+        return await exporter_install.install_exporters(self.deps, names, options=options, password=password,
+                                                        progress=progress)
+
+    async def remove_exporters(self, names: Iterable[str] | None = None, *, password: str | None = None,
+                               progress: Progress | None = None) -> list[InstallResult]:
+        return await exporter_install.remove_exporters(self.deps, names, password=password, progress=progress)
+
+    async def install_exporters_local(self, *, node_exporter_binary: str | Path | None = None,
+                                      gpu_exporter_artifact: str | Path | None = None,
+                                      gpu_exporter_simulate: int | None = None,
+                                      gpu_exporter: bool = True) -> InstallResult:
+        """Install on this machine itself (run as root on a worker)."""
+        options = _install_options(node_exporter_binary, gpu_exporter_artifact, gpu_exporter_simulate, gpu_exporter)
+        return await exporter_install.install_exporters_local(self.deps, options)
+
+    async def remove_exporters_local(self) -> InstallResult:
+        return await exporter_install.remove_exporters_local(self.deps)
+
+    async def trust_host(self, name: str) -> TrustReport:
+        """Forget a server's pinned SSH host key; the next connection pins the key it offers."""
+        return await worker_session.trust_host(self.deps, name)
+
     async def close(self) -> None:
         close = getattr(self.deps.storage, "close", None)
         if close:
@@ -267,6 +309,25 @@ def open_async(data_dir: str | Path | None = None, **overrides: object) -> Async
 def open(data_dir: str | Path | None = None, **overrides: object) -> Fleet:  # noqa: A001
     """A blocking ``Fleet`` on ``data_dir``; see ``open_async``."""
     return Fleet(open_async(data_dir, **overrides))
+
+
+def _install_options(node_exporter_binary: str | Path | None, gpu_exporter_artifact: str | Path | None,
+                     gpu_exporter_simulate: int | None, gpu_exporter: bool) -> InstallOptions:
+    return InstallOptions(
+        node_exporter_binary=Path(node_exporter_binary) if node_exporter_binary else None,
+        gpu_exporter_artifact=Path(gpu_exporter_artifact) if gpu_exporter_artifact else None,
+        gpu_exporter_simulate=gpu_exporter_simulate, gpu_exporter=gpu_exporter,
+    )
+
+
+def _answers(answers: Any) -> "QuickstartAnswers":
+    if isinstance(answers, QuickstartAnswers):
+        return answers
+    if isinstance(answers, (str, Path)):
+        return load_answers(answers)
+    if isinstance(answers, Mapping):
+        return answers_from_mapping(answers)
+    raise errors.InvalidInput("answers", f"expected QuickstartAnswers, a mapping or a path, not {type(answers).__name__}")
 
 
 def _read_text(path: Path) -> str:

@@ -15,6 +15,9 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
     from dc_overview.adapters.sqlite_storage import SqliteStorage
     from dc_overview.adapters.ssh_keys import AsyncsshKeyTool
     from dc_overview.adapters.system_clock import SystemClock
+    from dc_overview.adapters.asyncssh_client import AsyncsshClient
+    from dc_overview.adapters.http_download import HttpDownloader
+    from dc_overview.adapters.local_host import LocalShell
     from dc_overview.adapters.prometheus_query import PrometheusQuery
     from dc_overview.adapters.secret_files import FileSecretStore
     from dc_overview.adapters.sqlite_accounts import SqliteAccounts
@@ -24,6 +27,9 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
         "keys": AsyncsshKeyTool(),
         "ipmi_monitor": IpmiMonitorReader(),
         "clock": SystemClock(),
+        "ssh": AsyncsshClient(),
+        "local": LocalShell(),
+        "downloader": HttpDownloader(),
     }
     # web accounts share the inventory's database connection; secrets are files beside it
     storage = ports["storage"]

@@ -215,3 +215,90 @@ class OperationUnavailable(DcOverviewError):
     def __init__(self, operation: str, hint: str | None = None) -> None:
         super().__init__(f"{operation} is not available here", hint)
         self.operation = operation
+
+
+# -- reaching the workers over SSH (fleet operations) ----------------------------------
+
+
+class SshError(DcOverviewError):
+    """A worker could not be reached or did not do what was asked. ``server``
+    names it; ``retryable`` says whether trying again soon may help."""
+
+    retryable = False
+
+    def __init__(self, server: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{server}: {message}", hint)
+        self.server = server
+
+
+class HostUnreachable(SshError):
+    """Nothing answered: refused, no route, unknown name, or connect timeout."""
+
+
+class ConnectionDropped(SshError):
+    """The worker's sshd hung up before the login finished; sshd does that
+    beyond ``MaxStartups`` unauthenticated connections at once."""
+
+    retryable = True
+
+
+class SshAuthFailed(SshError):
+    pass
+
+
+class HostKeyChanged(SshError):
+    """The worker offered another host key than the one pinned for it."""
+
+    def __init__(self, server: str, pinned: str, offered: str) -> None:
+        super().__init__(
+            server,
+            f"the SSH host key changed (pinned {pinned}, offered {offered}); the connection was refused",
+            f"if the machine was reinstalled or its key rotated, re-trust it with "
+            f"`dc-overview servers trust {server}`",
+        )
+        self.pinned = pinned
+        self.offered = offered
+
+
+class CommandTimeout(SshError):
+    pass
+
+
+class RemoteCommandFailed(SshError):
+    """A command on the worker exited non-zero; ``output`` holds its last lines."""
+
+    def __init__(self, server: str, message: str, output: str = "", hint: str | None = None) -> None:
+        super().__init__(server, message, hint)
+        self.output = output
+
+
+class NoSshKey(SshError):
+    def __init__(self, server: str) -> None:
+        super().__init__(
+            server,
+            "no SSH key is set for this server and there is no default key",
+            f"give it one with `dc-overview servers update {server} --key NAME` "
+            "or set one for all: `dc-overview settings set default_ssh_key NAME`",
+        )
+
+
+class SshUnavailable(DcOverviewError):
+    def __init__(self) -> None:
+        super().__init__("no SSH client is configured for this fleet", "open the fleet with dc_overview.open()")
+
+
+# -- exporter artifacts ---------------------------------------------------------------
+
+
+class ArtifactProblem(DcOverviewError):
+    """An exporter binary could not be fetched, or is not what was pinned."""
+
+
+class ArtifactChecksumMismatch(ArtifactProblem):
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{what} has sha256 {actual}, but {expected} is pinned; it was not used",
+            "download it again, or give a verified local copy (--node-exporter-binary PATH)",
+        )
+        self.expected = expected
+        self.actual = actual

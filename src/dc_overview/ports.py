@@ -145,15 +145,39 @@ class FileUpload:
 class SshConnection(Protocol):
     host_key: str  # the key the host presented, as an OpenSSH public key line
 
-    async def run(self, command: str, *, timeout: float) -> CommandResult: ...
-    async def put(self, files: Sequence[FileUpload]) -> None: ...
+    async def run(self, command: str, *, timeout: float, input: str | None = None) -> CommandResult:
+        """Run ``command`` (with ``input`` on its stdin); raises CommandTimeout
+        after ``timeout`` seconds. A non-zero exit is a result, not an error."""
+        ...
+
+    async def put(self, files: Sequence[FileUpload]) -> None:
+        """Write each file (parent folders made, mode set) by writing a
+        temporary file beside it and renaming it over the target."""
+        ...
+
 
 
 class Ssh(Protocol):
     def connect(self, target: SshTarget, *, timeout: float) -> AsyncContextManager[SshConnection]:
         """Connect and authenticate. With ``pinned_host_key`` set, any other
         host key is refused (HostKeyChanged); without, the key is accepted and
-        reported in ``SshConnection.host_key`` for the caller to pin."""
+        reported in ``SshConnection.host_key`` for the caller to pin.
+
+        Raises the SshError family: HostUnreachable, ConnectionDropped
+        (retryable: sshd's MaxStartups), SshAuthFailed, HostKeyChanged."""
+        ...
+
+
+class LocalHost(Protocol):
+    """This machine, reached through the same connection protocol as a worker
+    over SSH (for ``install-exporters --local`` on a worker itself)."""
+
+    def open(self) -> AsyncContextManager[SshConnection]: ...
+
+
+class Downloader(Protocol):
+    async def fetch(self, url: str, destination: Path, *, timeout: float) -> None:
+        """Download ``url`` into the file ``destination``; raises ArtifactProblem."""
         ...
 
 
@@ -213,6 +237,8 @@ __all__ = [
     "IpmiServer",
     "KeyMaterial",
     "KeyTool",
+    "LocalHost",
+    "Downloader",
     "ProxyRegistry",
     "ServiceRoute",
     "Ssh",
@@ -233,6 +259,8 @@ class Deps:
     ssh: Ssh | None = None
     runtime: ContainerRuntime | None = None
     proxy: ProxyRegistry | None = None
+    local: LocalHost | None = None
+    downloader: Downloader | None = None
     accounts: AccountStore | None = None
     secrets: SecretStore | None = None
     metrics: MetricsSource | None = None

@@ -1,0 +1,129 @@
+"""``check``: reach each server over SSH and learn what it is and how its
+exporters are doing. One SSH session and one combined script per server,
+so a hundred servers take about as long as the slowest one.
+
+Stored per server: status, last_seen, gpu_count, the exporters' state.
+A server counts as failed when it cannot be reached or logged in to, or
+when an exporter dc-overview installed there is not running and answering.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping
+
+import attrs
+
+from . import errors
+from .domain import ExporterState, Server, ServerStatus
+from .fanout import HostReport, Progress, for_each_server
+from .ports import Deps
+from .targets import write_targets
+from .worker_probe import WorkerFacts, parse_probe, probe_script
+from .worker_session import (
+    RetryPolicy,
+    SshOptions,
+    describe,
+    open_session,
+    outcome_of,
+    record_contact,
+    select_servers,
+    ssh_options,
+)
+
+
+@attrs.frozen
+class CheckResult(HostReport):
+    status: ServerStatus = ServerStatus.UNKNOWN
+    facts: WorkerFacts | None = None
+
+
+async def check(
+    deps: Deps,
+    names: Iterable[str] | None = None,
+    *,
+    password: str | None = None,
+    progress: Progress | None = None,
+    retry: RetryPolicy | None = None,
+) -> list[CheckResult]:
+    """Check the named servers (all when ``names`` is None)."""
+    servers = select_servers(deps, names)
+    options = await ssh_options(deps, password, retry)
+    script = probe_script()
+
+    async def work(server: Server) -> CheckResult:
+        return await _check_one(deps, server, options, script)
+
+    def failed(server: Server, exc: BaseException, seconds: float) -> CheckResult:
+        word, status = outcome_of(exc)
+        record_contact(deps, server, status=status, seen=None)
+        return CheckResult(name=server.name, ok=False, result=word, detail=describe(exc),
+                           duration_s=round(seconds, 3), status=status)
+
+    results = await for_each_server(servers, work, concurrency=options.concurrency, failed=failed,
+                                    progress=progress)
+    if servers:
+        write_targets(deps)
+    return results
+
+
+async def _check_one(deps: Deps, server: Server, options: SshOptions, script: str) -> CheckResult:
+    started = time.monotonic()
+    async with open_session(deps, server, options) as session:
+        done = await session.conn.run("sh -s", input=script, timeout=options.command_timeout)
+        attempts = session.attempts
+        server = session.server
+    if done.exit_status != 0 and "kernel=" not in done.stdout:
+        raise errors.RemoteCommandFailed(server.name, f"the check script failed (exit {done.exit_status})",
+                                         done.stderr[-500:], "is `sh` there and the file system readable?")
+    facts = parse_probe(done.stdout)
+    exporters = exporter_states(server, facts)
+    changes: dict[str, object] = {"exporters": exporters}
+    if facts.gpu_count is not None:
+        changes["gpu_count"] = facts.gpu_count
+    record_contact(deps, server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
+    down = [e.name for e in facts.exporters if e.unit_present and not e.running]
+    return CheckResult(
+        name=server.name, ok=not down, result="exporter_down" if down else "ok",
+        detail=summary(facts), duration_s=round(time.monotonic() - started, 3), attempts=attempts,
+        status=ServerStatus.ONLINE, facts=facts,
+    )
+
+
+def exporter_states(server: Server, facts: WorkerFacts) -> Mapping[str, ExporterState]:
+    """The exporters as found: installed means our unit is there."""
+    states = dict(server.exporters)
+    for probe in facts.exporters:
+        before = server.exporter(probe.name)
+        states[probe.name] = ExporterState(
+            installed=probe.unit_present,
+            version=probe.version if probe.unit_present else None,
+            enabled=before.enabled,
+        )
+    return states
+
+
+def summary(facts: WorkerFacts) -> str:
+    parts = [facts.os or "unknown OS", facts.kernel or "unknown kernel"]
+    if facts.cpus:
+        parts.append(f"{facts.cpus} CPUs")
+    if facts.memory_mb:
+        parts.append(f"{facts.memory_mb / 1024:.0f} GiB")
+    gpus = "GPUs unknown" if facts.gpu_count is None else f"{facts.gpu_count} GPU(s)"
+    parts.append(gpus + (f" [{facts.gpu_note}]" if facts.gpu_note else ""))
+    if not facts.systemd:
+        parts.append("no systemd")
+    text = ", ".join(parts)
+    return text + "; " + "; ".join(exporter_summary(e) for e in facts.exporters)
+
+
+def exporter_summary(probe) -> str:  # type: ignore[no-untyped-def]
+    version = f" {probe.version}" if probe.version else ""
+    if probe.unit_present:
+        if probe.running:
+            return f"{probe.name}{version} up"
+        answer = {"no": "not answering", "bad": "answering, but not with metrics"}.get(probe.answering, "")
+        return f"{probe.name}{version} DOWN ({probe.active}{', ' + answer if answer else ''} on :{probe.port})"
+    if probe.answering == "yes":
+        return f"{probe.name} not installed by dc-overview, but :{probe.port} answers"
+    return f"{probe.name} not installed"
