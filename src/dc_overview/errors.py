@@ -302,3 +302,10 @@ class ArtifactChecksumMismatch(ArtifactProblem):
         )
         self.expected = expected
         self.actual = actual
+
+
+# -- alert delivery (Alertmanager) -----------------------------------------------------
+
+
+class InvalidAlerting(InvalidInput):
+    """A setting of where alerts go (webhook, e-mail, timings) is not acceptable."""
