@@ -52,7 +52,7 @@ async def list_servers(request: web.Request) -> web.Response:
 @routes.post("/api/servers")
 async def add_server(request: web.Request) -> web.Response:
     body = await body_of.json_body(request, ADD_FIELDS)
-    port = body_of.integer(body, "ssh_port")
+    port = body_of.port(body, "ssh_port")
     server = await fleet(request).add_server(
         body_of.text(body, "name", required=True),  # type: ignore[arg-type]
         body_of.text(body, "address", required=True),  # type: ignore[arg-type]
@@ -87,7 +87,7 @@ async def update_server(request: web.Request) -> web.Response:
         if field in body:
             changes[field] = body_of.text(body, field, required=True)
     if "ssh_port" in body:
-        changes["ssh_port"] = body_of.integer(body, "ssh_port")
+        changes["ssh_port"] = body_of.port(body, "ssh_port")
         if changes["ssh_port"] is None:
             raise errors.InvalidInput("ssh_port", "must be an integer")
     for field in ("ssh_key", "bmc_ip"):  # null clears them

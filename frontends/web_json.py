@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from dc_overview import errors
-from dc_overview.domain import Server, SshKey
+from dc_overview.domain import Server, SshKey, check_port
 from dc_overview.identity import ApiToken, User
 
 from . import output
@@ -75,6 +75,11 @@ def integer(body: Mapping[str, Any], field: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InvalidInput(field, "must be an integer")
     return value
+
+
+def port(body: Mapping[str, Any], field: str) -> int | None:
+    value = integer(body, field)
+    return None if value is None else check_port(value, field)
 
 
 def boolean(body: Mapping[str, Any], field: str) -> bool | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dc_overview import errors
-from dc_overview.domain import parse_label
+from dc_overview.domain import check_port, parse_label
 
 from . import web_api
 from .web_auth import any_user, flash, log_in, log_out, login_limits, public
@@ -131,9 +131,9 @@ def _labels(text: str) -> dict[str, str]:
 
 
 def _port(text: str) -> int:
-    if not text.strip().isdigit():
+    if not text.strip().isdigit() or len(text.strip()) > 5:
         raise errors.InvalidPort("ssh_port", f"{text!r} is not a port number")
-    return int(text)
+    return check_port(int(text), "ssh_port")
 
 
 @routes.post("/servers")

@@ -362,3 +362,118 @@ class FakeDownloader:
             raise errors.ArtifactProblem(f"downloading {url} failed: HTTP 404")
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(self.files[url])
+
+
+class FakeAccountStore:
+    """Users, tokens and sessions in memory; a failed transaction restores them.
+    Removing a user removes their tokens and sessions, as the database does."""
+
+    def __init__(self) -> None:
+        self.users: dict[int, "User"] = {}
+        self.tokens: dict[int, "ApiToken"] = {}
+        self.sessions: dict[int, "LoginSession"] = {}
+        self.next_id = 1
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = copy.deepcopy((self.users, self.tokens, self.sessions))
+        try:
+            yield
+        except BaseException:
+            self.users, self.tokens, self.sessions = saved
+            raise
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def list_users(self):  # type: ignore[no-untyped-def]
+        return sorted(self.users.values(), key=lambda u: u.name.lower())
+
+    def get_user(self, name: str):  # type: ignore[no-untyped-def]
+        return next((u for u in self.users.values() if u.name.lower() == name.lower()), None)
+
+    def get_user_by_id(self, user_id: int):  # type: ignore[no-untyped-def]
+        return self.users.get(user_id)
+
+    def add_user(self, user):  # type: ignore[no-untyped-def]
+        if self.get_user(user.name):
+            raise errors.DuplicateUser(user.name)
+        stored = attrs.evolve(user, id=self._id())
+        self.users[stored.id] = stored
+        return stored
+
+    def update_user(self, user):  # type: ignore[no-untyped-def]
+        self.users[user.id] = user
+        return user
+
+    def remove_user(self, user_id: int) -> None:
+        self.users.pop(user_id, None)
+        self.tokens = {k: t for k, t in self.tokens.items() if t.user_id != user_id}
+        self.sessions = {k: s for k, s in self.sessions.items() if s.user_id != user_id}
+
+    def _named(self, token):  # type: ignore[no-untyped-def]
+        return attrs.evolve(token, user_name=self.users[token.user_id].name)
+
+    def add_token(self, token):  # type: ignore[no-untyped-def]
+        stored = attrs.evolve(token, id=self._id())
+        self.tokens[stored.id] = stored
+        return self._named(stored)
+
+    def list_tokens(self, user_id: int | None = None):  # type: ignore[no-untyped-def]
+        return [self._named(t) for t in self.tokens.values() if user_id is None or t.user_id == user_id]
+
+    def get_token(self, token_id: int):  # type: ignore[no-untyped-def]
+        token = self.tokens.get(token_id)
+        return self._named(token) if token else None
+
+    def find_token(self, token_hash: str):  # type: ignore[no-untyped-def]
+        return next((self._named(t) for t in self.tokens.values() if t.token_hash == token_hash), None)
+
+    def touch_token(self, token_id: int, when: datetime) -> None:
+        self.tokens[token_id] = attrs.evolve(self.tokens[token_id], last_used_at=when)
+
+    def remove_token(self, token_id: int) -> None:
+        self.tokens.pop(token_id, None)
+
+    def add_session(self, session):  # type: ignore[no-untyped-def]
+        stored = attrs.evolve(session, id=self._id())
+        self.sessions[stored.id] = stored
+        return stored
+
+    def find_session(self, token_hash: str):  # type: ignore[no-untyped-def]
+        return next((s for s in self.sessions.values() if s.token_hash == token_hash), None)
+
+    def touch_session(self, session_id: int, when: datetime) -> None:
+        self.sessions[session_id] = attrs.evolve(self.sessions[session_id], last_seen_at=when)
+
+    def remove_session(self, token_hash: str) -> None:
+        self.sessions = {k: s for k, s in self.sessions.items() if s.token_hash != token_hash}
+
+    def remove_user_sessions(self, user_id: int) -> None:
+        self.sessions = {k: s for k, s in self.sessions.items() if s.user_id != user_id}
+
+    def prune_sessions(self, now: datetime, idle_since: datetime) -> int:
+        keep = {k: s for k, s in self.sessions.items() if s.expires_at > now and s.last_seen_at > idle_since}
+        pruned = len(self.sessions) - len(keep)
+        self.sessions = keep
+        return pruned
+
+
+class FakeMetrics:
+    """Prometheus' instant queries answered from ``answers`` (promql -> samples);
+    with ``down`` set every query fails as an unreachable Prometheus does."""
+
+    def __init__(self, answers: dict | None = None, down: str | None = None) -> None:
+        self.answers = dict(answers or {})
+        self.down = down
+        self.asked: list[tuple[str, str]] = []
+
+    async def query(self, base_url: str, promql: str, *, timeout: float):  # type: ignore[no-untyped-def]
+        self.asked.append((base_url, promql))
+        if self.down:
+            raise errors.MetricsUnavailable(self.down)
+        return list(self.answers.get(promql, []))
+
+
+# -- quickstart: this machine, user accounts, a local runner that records commands ----------------

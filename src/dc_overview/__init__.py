@@ -28,6 +28,18 @@ from .errors import (
     StorageError,
 )
 from .inventory import ImportReport
+from .identity import ApiToken, Role, User
+from .errors import (
+    AuthenticationFailed,
+    DuplicateUser,
+    LastAdmin,
+    MetricsUnavailable,
+    NoSuchRecord,
+    OperationUnavailable,
+    PermissionDenied,
+    SetupDone,
+    UserNotFound,
+)
 from .errors import ArtifactProblem, HostKeyChanged, SshError
 from .exporter_install import InstallResult
 from .fleet_check import CheckResult
@@ -60,6 +72,18 @@ __all__ = [
     "Settings",
     "SshKey",
     "StorageError",
+    "ApiToken",
+    "AuthenticationFailed",
+    "DuplicateUser",
+    "LastAdmin",
+    "MetricsUnavailable",
+    "NoSuchRecord",
+    "OperationUnavailable",
+    "PermissionDenied",
+    "Role",
+    "SetupDone",
+    "User",
+    "UserNotFound",
     "ArtifactProblem",
     "CheckResult",
     "HostKeyChanged",

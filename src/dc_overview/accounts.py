@@ -12,8 +12,8 @@ import attrs
 
 from . import errors
 from .identity import ApiToken, LoginSession, Role, User, check_password, check_role, check_token_label, check_username
-from .passwords import DUMMY_HASH, hash_password, needs_rehash, new_secret, token_hash, verify_password
-from .ports import AccountStore, Deps
+from .passwords import ScryptHasher, new_secret, token_hash
+from .ports import AccountStore, Deps, PasswordHasher
 
 SESSION_LIFETIME = timedelta(days=7)  # a login lasts at most this long
 SESSION_IDLE = timedelta(hours=24)  # and ends after this long without a request
@@ -41,8 +41,15 @@ def _store(deps: Deps) -> AccountStore:
     return deps.accounts
 
 
-async def _hash(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
+_DEFAULT_HASHER = ScryptHasher()
+
+
+def _hasher(deps: Deps) -> PasswordHasher:
+    return deps.passwords or _DEFAULT_HASHER
+
+
+async def _hash(deps: Deps, password: str) -> str:
+    return await asyncio.to_thread(_hasher(deps).hash, password)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -62,7 +69,7 @@ async def show_user(deps: Deps, name: str) -> User:
 async def add_user(deps: Deps, name: str, password: str, role: str | Role = Role.VIEWER) -> User:
     check_username(name)
     check_password(password)
-    user = User(name=name, role=role, password_hash=await _hash(password), created_at=deps.clock.now())
+    user = User(name=name, role=role, password_hash=await _hash(deps, password), created_at=deps.clock.now())
     store = _store(deps)
     with store.transaction():
         if store.get_user(name) is not None:
@@ -79,7 +86,7 @@ async def setup_admin(deps: Deps, name: str, password: str) -> User:
     """The first admin. Refused (SetupDone) once any admin exists."""
     check_username(name)
     check_password(password)
-    user = User(name=name, role=Role.ADMIN, password_hash=await _hash(password), created_at=deps.clock.now())
+    user = User(name=name, role=Role.ADMIN, password_hash=await _hash(deps, password), created_at=deps.clock.now())
     store = _store(deps)
     with store.transaction():
         if any(u.is_admin for u in store.list_users()):
@@ -104,7 +111,7 @@ async def remove_user(deps: Deps, name: str) -> User:
 async def set_password(deps: Deps, name: str, password: str) -> User:
     """A new password; every session of the user ends (tokens stay)."""
     check_password(password)
-    hashed = await _hash(password)
+    hashed = await _hash(deps, password)
     store = _store(deps)
     with store.transaction():
         user = await show_user(deps, name)
@@ -129,12 +136,13 @@ async def authenticate(deps: Deps, name: str, password: str) -> User:
     unknown name costs as much time as a wrong password."""
     store = _store(deps)
     user = store.get_user(name) if isinstance(name, str) and name else None
-    stored = user.password_hash if user else DUMMY_HASH
-    matches = await asyncio.to_thread(verify_password, password if isinstance(password, str) else "", stored)
+    hasher = _hasher(deps)
+    stored = user.password_hash if user else hasher.dummy
+    matches = await asyncio.to_thread(hasher.verify, password if isinstance(password, str) else "", stored)
     if user is None or not matches:
         raise errors.AuthenticationFailed()
-    if needs_rehash(user.password_hash):
-        user = store.update_user(attrs.evolve(user, password_hash=await _hash(password)))
+    if hasher.needs_rehash(user.password_hash):
+        user = store.update_user(attrs.evolve(user, password_hash=await _hash(deps, password)))
     return user
 
 

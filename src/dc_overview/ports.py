@@ -223,6 +223,7 @@ class Clock(Protocol):
 __all__ = [
     "AccountStore",
     "MetricsSource",
+    "PasswordHasher",
     "Sample",
     "SecretStore",
     "Clock",
@@ -264,6 +265,7 @@ class Deps:
     accounts: AccountStore | None = None
     secrets: SecretStore | None = None
     metrics: MetricsSource | None = None
+    passwords: PasswordHasher | None = None  # None: scrypt at the default cost
 
 
 # -- accounts, secrets and metrics (the web app and the API) -------------------------
@@ -315,6 +317,17 @@ class Sample:
 
     labels: Mapping[str, str]
     value: float
+
+
+class PasswordHasher(Protocol):
+    """A slow, salted KDF for passwords (``dc_overview.passwords.ScryptHasher``).
+    ``dummy`` is a hash to check when a user does not exist, at the same cost."""
+
+    dummy: str
+
+    def hash(self, password: str) -> str: ...
+    def verify(self, password: str, encoded: str) -> bool: ...
+    def needs_rehash(self, encoded: str) -> bool: ...
 
 
 class MetricsSource(Protocol):
