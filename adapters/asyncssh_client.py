@@ -119,7 +119,8 @@ class AsyncsshConnection:
                         "raise ssh_command_timeout with `dc-overview settings set` if the worker is just slow",
                     ) from None
         except (asyncssh.Error, OSError) as exc:
-            raise errors.SshError(self._name, f"the connection failed while running `{shown}`: {_reason(exc)}") from None
+            raise errors.SshError(self._name,
+                                  f"the connection failed while running `{shown}`: {_reason(exc)}") from None
         status = done.exit_status if done.exit_status is not None else 128 + _signal_number(done.exit_signal)
         return CommandResult(exit_status=status, stdout=str(done.stdout or ""), stderr=str(done.stderr or ""))
 

@@ -29,6 +29,7 @@ from .ports import Deps
 
 ARTIFACTS_DIR = "artifacts"
 DOWNLOAD_TIMEOUT_S = 300.0
+NO_GPU_EXPORTER_HINT = "give one with --gpu-exporter-artifact PATH, or use --no-gpu-exporter"
 
 
 @attrs.frozen
@@ -189,9 +190,13 @@ class ArtifactCache:
             from .gpu_exporter.build import FILE_NAME, build_zipapp
         except ImportError:
             raise errors.ArtifactProblem("the GPU exporter is not part of this installation",
-                                         "give one with --gpu-exporter-artifact PATH") from None
+                                         NO_GPU_EXPORTER_HINT) from None
         cached = self.dir / f"{Path(FILE_NAME).stem}-{version}.pyz"
-        content = await asyncio.to_thread(_build_stable, build_zipapp, cached)
+        try:
+            content = await asyncio.to_thread(_build_stable, build_zipapp, cached)
+        except (RuntimeError, OSError) as exc:  # e.g. prometheus_client missing here
+            raise errors.ArtifactProblem(f"cannot build the GPU exporter: {exc}",
+                                         NO_GPU_EXPORTER_HINT) from None
         return Artifact("gpu_exporter", content, sha256(content), source=f"dc-gpu-exporter {version} (built here)",
                         version=version)
 

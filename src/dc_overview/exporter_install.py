@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import attrs
 
@@ -30,9 +30,15 @@ from .exporter_plan import (
     remove_script,
     staged_name,
 )
-from .exporter_units import GPU_SPEC, NODE_SPEC, SPECS, gpu_exporter_unit, node_exporter_unit
+from .exporter_units import (
+    GPU_SPEC,
+    NODE_SPEC,
+    SPECS,
+    gpu_exporter_unit,
+    node_exporter_unit,
+)
 from .fanout import HostReport, Progress, for_each_server
-from .ports import Deps, FileUpload, SshConnection
+from .ports import Deps, FileUpload, LocalHost, SshConnection
 from .targets import write_targets
 from .worker_probe import ROOT_SHELL, WorkerFacts, parse_probe, probe_script
 from .worker_session import (
@@ -214,7 +220,8 @@ async def _remove(conn: SshConnection, name: str, ssh: SshOptions) -> InstallRes
     _check_root_run(name, facts, done.exit_status, done.stderr)
     after = await _probe(conn, name, ssh, hash_paths=MANAGED_FILES)
     left = [path for path in MANAGED_FILES if after.hashes.get(path)]
-    still = [f"{e.name} still answers on :{e.port}" for e in after.exporters if e.name in present and e.answering == "yes"]
+    still = [f"{e.name} still answers on :{e.port}"
+             for e in after.exporters if e.name in present and e.answering == "yes"]
     if left:
         raise errors.RemoteCommandFailed(name, "could not remove " + ", ".join(left), done.stderr[-500:])
     detail = "removed " + ", ".join(present) + ("; " + "; ".join(still) if still else "")
@@ -246,7 +253,8 @@ async def _apply(conn: SshConnection, name: str, facts: WorkerFacts, plans: list
         try:
             await asyncio.wait_for(conn.put(staged), ssh.transfer_timeout)
         except asyncio.TimeoutError:
-            raise errors.CommandTimeout(name, f"pushing files did not finish within {ssh.transfer_timeout:g}s") from None
+            raise errors.CommandTimeout(
+                name, f"pushing files did not finish within {ssh.transfer_timeout:g}s") from None
     script = install_script(plans, stage)
     done = await conn.run(_as_root(facts, "sh -s"), input=script, timeout=ssh.command_timeout + 30)
     if done.exit_status != 0 and stage:
@@ -267,8 +275,10 @@ def _check_root_run(name: str, facts: WorkerFacts, status: int, stderr: str) -> 
             stderr[-300:], "log in as root (`servers update NAME --user root`) or allow passwordless sudo",
         )
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if len(lines) > 4:  # what the script said first, and the last lines (a unit's journal)
+        lines = lines[:1] + lines[-3:]
     raise errors.RemoteCommandFailed(name, f"the script run as root failed (exit {status})"
-                                     + (f": {' | '.join(lines[-4:])}" if lines else ""), stderr[-1000:])
+                                     + (f": {' | '.join(lines)}" if lines else ""), stderr[-1000:])
 
 
 # -- bookkeeping ------------------------------------------------------------------------------
@@ -284,7 +294,7 @@ def _record(deps: Deps, server: Server, result: InstallResult) -> None:
     record_contact(deps, server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
 
 
-def _failed(deps: Deps, kind: type[InstallResult]):  # type: ignore[no-untyped-def]
+def _failed(deps: Deps, kind: type[InstallResult]) -> Callable[[Server, BaseException, float], InstallResult]:
     def failed(server: Server, exc: BaseException, seconds: float) -> InstallResult:
         word, status = outcome_of(exc)
         if isinstance(exc, (errors.RemoteCommandFailed, errors.ArtifactProblem, errors.InvalidInput)):
@@ -296,7 +306,7 @@ def _failed(deps: Deps, kind: type[InstallResult]):  # type: ignore[no-untyped-d
     return failed
 
 
-def _local(deps: Deps):  # type: ignore[no-untyped-def]
+def _local(deps: Deps) -> LocalHost:
     if deps.local is None:
         raise errors.DcOverviewError("no local runner is configured", "open the fleet with dc_overview.open()")
     return deps.local

@@ -115,11 +115,12 @@ i=0
 until [ "$(probe_http {plan.spec.port})" = yes ]; do
     i=$((i + 1))
     if [ "$i" -gt {START_WAIT_S * 4} ]; then
-        echo "{plan.spec.unit} does not answer on port {plan.spec.port} after {START_WAIT_S}s ($(systemctl is-active {unit})):" >&2
+        state=$(systemctl is-active {unit} || true)
+        echo "{plan.spec.unit} does not answer on port {plan.spec.port} after {START_WAIT_S}s ($state):" >&2
         journalctl -u {unit} -n 8 --no-pager -o cat >&2 2>/dev/null || true
         exit 3
     fi
-    sleep 0.25
+    sleep 0.25 2>/dev/null || sleep 1
 done""")
     return "\n".join(lines) + "\n"
 
@@ -152,7 +153,8 @@ def remove_script(plans: Sequence[RemovePlan]) -> str:
     lines.append('[ "$has_systemd" = yes ] && systemctl daemon-reload')
     for plan in plans:
         if plan.present:
-            lines.append(f'[ "$has_systemd" = yes ] && systemctl reset-failed {shlex.quote(plan.spec.unit)} 2>/dev/null')
+            unit = shlex.quote(plan.spec.unit)
+            lines.append(f'[ "$has_systemd" = yes ] && systemctl reset-failed {unit} 2>/dev/null')
     lines.append(f"rmdir {shlex.quote(BIN_DIR)} {shlex.quote(BASE_DIR)} 2>/dev/null")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from .domain import ExporterState, Server, ServerStatus
 from .fanout import HostReport, Progress, for_each_server
 from .ports import Deps
 from .targets import write_targets
-from .worker_probe import WorkerFacts, parse_probe, probe_script
+from .worker_probe import ExporterProbe, WorkerFacts, parse_probe, probe_script
 from .worker_session import (
     RetryPolicy,
     SshOptions,
@@ -117,7 +117,7 @@ def summary(facts: WorkerFacts) -> str:
     return text + "; " + "; ".join(exporter_summary(e) for e in facts.exporters)
 
 
-def exporter_summary(probe) -> str:  # type: ignore[no-untyped-def]
+def exporter_summary(probe: ExporterProbe) -> str:
     version = f" {probe.version}" if probe.version else ""
     if probe.unit_present:
         if probe.running:

@@ -151,7 +151,7 @@ OUTCOMES: tuple[tuple[type[Exception], str, ServerStatus], ...] = (
     (errors.HostKeyChanged, "host_key_changed", ServerStatus.ERROR),
     (errors.SshAuthFailed, "auth_failed", ServerStatus.AUTH_FAILED),
     (errors.HostUnreachable, "unreachable", ServerStatus.OFFLINE),
-    (errors.ConnectionDropped, "dropped", ServerStatus.OFFLINE),
+    (errors.ConnectionDropped, "dropped", ServerStatus.ERROR),  # sshd answered, but kept hanging up
     (errors.CommandTimeout, "timeout", ServerStatus.ERROR),
     (errors.NoSshKey, "no_key", ServerStatus.ERROR),
 )

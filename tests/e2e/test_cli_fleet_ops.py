@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sshd import LoopbackSshd, ensure_test_user, loopback_addresses, require_sshd
+from tests.support.sshd import (
+    LoopbackSshd,
+    ensure_test_user,
+    loopback_addresses,
+    require_sshd,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +94,8 @@ def test_usage_errors(hundred):
         assert done.returncode == 2, (args, done.stderr)
         assert "Error:" in done.stderr
     unknown = dc(data, "check", "h001", "nope")
-    assert unknown.returncode == 1 and unknown.stderr.strip() == "Error: no server named 'nope' (see `dc-overview servers list`)"
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "Error: no server named 'nope' (see `dc-overview servers list`)"
 
 
 def test_servers_trust_forgets_the_pin_and_the_next_check_pins_again(hundred):

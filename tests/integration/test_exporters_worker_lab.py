@@ -14,8 +14,12 @@ import dc_overview
 from dc_overview.domain import ServerStatus
 from dc_overview.exporter_units import GPU_SPEC, NODE_SPEC
 from tests.support.require import missing
-from tests.support.worker_lab import SshKey, WorkerLab
-from tests.support.worker_lab import lab_ssh_key_fixture, worker_lab_fixture  # noqa: F401  (fixtures)
+from tests.support.worker_lab import (  # noqa: F401  (fixtures)
+    SshKey,
+    WorkerLab,
+    lab_ssh_key_fixture,
+    worker_lab_fixture,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +65,7 @@ def test_install_rerun_and_remove_on_systemd_workers(fleet, worker_lab: WorkerLa
     first_seconds = time.monotonic() - started
     assert [(r.name, r.ok, r.result) for r in results] == [("w-root", True, "changed"), ("w-sudo", True, "changed")], \
         [r.detail for r in results]
-    for result, worker in zip(results, (as_root, as_sudoer)):
+    for result, worker in zip(results, (as_root, as_sudoer), strict=True):
         assert result.changes == ("node_exporter: installed",)
         assert "gpu_exporter: no GPU found" in result.detail
         body = metrics(worker.ip, 9100)  # from this host, over the lab network
@@ -125,3 +129,17 @@ def test_gpu_exporter_with_simulated_gpus(fleet, worker_lab: WorkerLab, lab_ssh_
     (removed,) = fleet.remove_exporters(["w1"])
     assert removed.detail == "removed node_exporter, gpu_exporter"
     assert port_closed(worker.ip, 9835) and port_closed(worker.ip, 9100)
+
+
+def test_an_exporter_that_never_answers_fails_with_its_journal(fleet, worker_lab: WorkerLab, lab_ssh_key: SshKey):
+    """/bin/false stands in for a broken node_exporter: it starts and exits.
+    The install waits for port 9100, then fails that server with the unit's
+    state and last journal lines; the right binary then repairs it."""
+    (worker,) = worker_lab.start(1, authorized_key=lab_ssh_key.public)
+    fleet.add_server("w1", worker.ip)
+    (broken,) = fleet.install_exporters(["w1"], node_exporter_binary="/bin/false", gpu_exporter=False)
+    assert not broken.ok and broken.result == "failed"
+    assert "does not answer on port 9100 after 20s" in broken.detail, broken.detail
+    (repaired,) = fleet.install_exporters(["w1"], node_exporter_binary=node_exporter_binary(), gpu_exporter=False)
+    assert repaired.ok and repaired.changes == ("node_exporter: updated binary",), repaired.detail
+    assert "# TYPE" in metrics(worker.ip, 9100)

@@ -9,9 +9,9 @@ import subprocess
 import time
 
 import pytest
+from dc_overview.adapters.local_host import LocalShell
 
 from dc_overview import errors
-from dc_overview.adapters.local_host import LocalShell
 from dc_overview.exporter_units import SPECS
 from dc_overview.ports import FileUpload
 from dc_overview.worker_probe import parse_probe, probe_script

@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from dc_overview.adapters.asyncssh_client import AsyncsshClient
 
 import dc_overview
 from dc_overview import errors
-from dc_overview.adapters.asyncssh_client import AsyncsshClient
 from dc_overview.domain import Server, ServerStatus, fingerprint
 from dc_overview.fanout import for_each_server
 from dc_overview.ports import FileUpload, SshTarget
 from dc_overview.worker_session import RetryPolicy, SshOptions, open_session
-from tests.support.sshd import DEFAULT_MAX_STARTUPS, LoopbackSshd, keygen, loopback_addresses, require_sshd
-from tests.support.sshd import ensure_test_user, sshd_fixture  # noqa: F401  (the sshd fixture)
+from tests.support.sshd import DEFAULT_MAX_STARTUPS, LoopbackSshd, ensure_test_user, keygen, require_sshd
+from tests.support.sshd import sshd_fixture  # noqa: F401  (the sshd fixture)
 
 pytestmark = pytest.mark.integration
 
