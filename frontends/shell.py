@@ -7,6 +7,9 @@ commands, options and output are the CLI's. A command runs in the main
 thread with the terminal in its normal mode: Ctrl-C raises KeyboardInterrupt
 inside it (a coroutine running under ``Fleet.run`` is cancelled first), the
 command stops, and the shell goes on. No error leaves the shell.
+
+The prompt itself runs in the fleet's event loop (``Fleet.run``), so that the
+completer can read server and key names from the fleet when Tab needs them.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Iterable
+from typing import AsyncGenerator, Iterable
 
 import click
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.completion import CompleteEvent, Completion
+from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 import dc_overview
-from dc_overview.errors import DcOverviewError
+from dc_overview.errors import DcOverviewError, ServerNotFound
 
 from .cli import AppContext, cli
 from .shell_completion import BUILTINS, KEY, PROG_NAME, SERVER, CommandCompleter, with_current_server
@@ -43,9 +48,8 @@ class ShellContext(AppContext):
 
 
 class FleetNames:
-    """Server and SSH key names for completion. Read from the fleet between
-    commands, never while the prompt runs (the fleet's event loop is not the
-    prompt's); read again after every command, since commands change them."""
+    """Server and SSH key names for completion, read from the fleet when Tab
+    first needs them after a command (any command may change them)."""
 
     def __init__(self, fleet: dc_overview.Fleet) -> None:
         self.fleet = fleet
@@ -55,11 +59,29 @@ class FleetNames:
     def names(self, kind: str) -> list[str]:
         return self._names.get(kind, [])
 
-    def refresh(self) -> None:
-        if self.stale:
-            self._names = {SERVER: [s.name for s in self.fleet.servers()],
-                           KEY: [k.name for k in self.fleet.keys()]}
-            self.stale = False
+    async def load(self) -> None:
+        """Read the names again if a command ran since; in the fleet's event loop."""
+        if not self.stale:
+            return
+        self.stale = False
+        try:
+            self._names = {SERVER: [s.name for s in await self.fleet.aio.servers()],
+                           KEY: [k.name for k in await self.fleet.aio.keys()]}
+        except DcOverviewError:
+            pass  # complete what was known; the next command reports the problem itself
+
+
+class FleetCompleter(CommandCompleter):
+    """The completer as the prompt calls it: names read first if a command ran since."""
+
+    names: FleetNames
+
+    async def get_completions_async(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> AsyncGenerator[Completion, None]:
+        await self.names.load()
+        for completion in self.get_completions(document, complete_event):
+            yield completion
 
 
 def open_history(path: Path) -> History:
@@ -81,11 +103,11 @@ class Shell:
     ``input``/``output`` replace the terminal (tests give a pipe)."""
 
     def __init__(self, app: ShellContext, root: click.Group = cli, *,
-                 input: Input | None = None, output: Output | None = None) -> None:  # noqa: A002
+                 input: Input | None = None, output: Output | None = None) -> None:
         self.app = app
         self.root = root
         self.names = FleetNames(app.fleet)
-        self.completer = CommandCompleter(root, self.names, exclude=("shell",))
+        self.completer = FleetCompleter(root, self.names, exclude=("shell",))
         self.failures = 0
         self._input, self._output = input, output
 
@@ -101,8 +123,7 @@ class Shell:
                    "Tab completes, `help` lists the commands, Ctrl-D leaves.")
         while True:
             try:
-                self.refresh_names()
-                line = session.prompt(self.prompt())
+                line = self.app.fleet.run(session.prompt_async(self.prompt()))
             except KeyboardInterrupt:  # Ctrl-C at the prompt: drop the line
                 continue
             except EOFError:  # Ctrl-D
@@ -117,7 +138,6 @@ class Shell:
         """Lines from a file or a pipe, without a prompt; 1 when any failed."""
         try:
             for line in lines:
-                self.refresh_names()
                 if not self.run_line(line):
                     break
         except KeyboardInterrupt:
@@ -154,6 +174,7 @@ class Shell:
         else:
             self.run_command(with_current_server(self.root, tokens, self.app.current_server))
             self.names.stale = True
+            self._check_current_server()
         return True
 
     def run_command(self, args: list[str]) -> None:
@@ -212,17 +233,18 @@ class Shell:
 
     # -- around the commands -----------------------------------------------------------
 
-    def refresh_names(self) -> None:
-        try:
-            self.names.refresh()
-        except DcOverviewError as exc:
-            self.names.stale = False  # say it once, not at every prompt
-            self._error(f"names for completion are not up to date: {exc}")
-            return
+    def _check_current_server(self) -> None:
+        """A command may have removed or renamed the current server: say so and drop it."""
         current = self.app.current_server
-        if current and current not in self.names.names(SERVER):
+        if current is None:
+            return
+        try:
+            self.app.fleet.server(current)
+        except ServerNotFound:
             self.app.current_server = None
             click.echo(f"{current} is no longer in the inventory; no current server now.", err=True)
+        except DcOverviewError:
+            pass  # the inventory cannot be read now; the next command will say why
 
     def _error(self, message: str) -> None:
         self.failures += 1

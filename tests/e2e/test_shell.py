@@ -54,28 +54,39 @@ class Session:
         self.shell, self.status, self.screen, self.out, self.err = shell, status, screen, out, err
 
     def completions(self, text: str) -> list[str]:
-        self.shell.refresh_names()
-        found = self.shell.completer.get_completions(Document(text), CompleteEvent(completion_requested=True))
-        return [c.text for c in found]
+        """What Tab offers after ``text``, as the prompt asks for it: in the fleet's loop."""
+        async def collect() -> list[str]:
+            found = self.shell.completer.get_completions_async(
+                Document(text), CompleteEvent(completion_requested=True))
+            return [c.text async for c in found]
+
+        return self.shell.app.fleet.run(collect())
+
+
+class Shown(str):
+    """In the keys given to ``drive``: wait until the prompt shows this text."""
 
 
 def drive(fleet, capsys, keys: str | list[str], root: click.Group = cli) -> Session:
     """Type ``keys`` into a shell on ``fleet``, then Ctrl-D. A list is typed
-    in pieces a moment apart, as a person would: a completion that Tab
-    starts is shown before the next key arrives."""
+    piece by piece; a ``Shown`` in it waits until the prompt has drawn that
+    text (as a person waits to see what Tab did before pressing Enter)."""
     capsys.readouterr()
     pieces = [keys] if isinstance(keys, str) else keys
+    screen = io.StringIO()
     with create_pipe_input() as pipe:
         def type_pieces() -> None:
-            for piece in pieces[1:]:
-                time.sleep(0.3)
-                pipe.send_text(piece)
+            for piece in pieces:
+                if isinstance(piece, Shown):
+                    deadline = time.monotonic() + 30
+                    while piece not in screen.getvalue() and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                else:
+                    pipe.send_text(piece)
             pipe.send_text(CTRL_D)
 
-        pipe.send_text(pieces[0])
         typist = threading.Thread(target=type_pieces, daemon=True)
         typist.start()
-        screen = io.StringIO()
         shell = Shell(ShellContext(fleet), root, input=pipe, output=PlainTextOutput(screen))
         status = shell.run_interactive()
         typist.join(10)
@@ -94,7 +105,7 @@ def test_commands_print_what_the_cli_prints(fleet, data_dir, capsys):
 
 
 def test_tab_completes_a_server_name_then_the_command_runs(fleet, capsys):
-    session = drive(fleet, capsys, [f"servers show db{TAB}", "\n"])
+    session = drive(fleet, capsys, [f"servers show db{TAB}", Shown("servers show db-store-01"), "\n"])
     assert "dc-overview> servers show db-store-01" in session.screen
     assert "address:    10.0.0.21" in session.out
 
@@ -303,7 +314,7 @@ def test_system_exit_and_defects_do_not_leave_the_shell(fleet, capsys):
 def run_cli(data_dir: Path, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dc_overview", "--data-dir", str(data_dir), "shell"],
-        input=stdin, capture_output=True, text=True, timeout=60,
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "DC_OVERVIEW_DATA": ""},
     )
 

@@ -83,10 +83,9 @@ def test_server_names_where_a_command_takes_an_existing_server(complete, line):
     assert complete(line) == ["db-01", "gpu-01", "gpu-02"]
 
 
-def test_fleet_operations_take_server_names(complete):
-    if "check" not in cli.commands:
-        pytest.skip("no check command in this build")
-    assert complete("check gpu") == ["gpu-01", "gpu-02"]
+@pytest.mark.parametrize("command", ["check", "install-exporters", "remove-exporters", "servers trust"])
+def test_fleet_operations_take_server_names(complete, command):
+    assert complete(f"{command} gpu") == ["gpu-01", "gpu-02"]
 
 
 def test_a_name_already_given_is_not_offered_again(complete):
@@ -184,8 +183,7 @@ def test_no_current_server_changes_nothing():
 
 
 def test_fleet_operations_get_the_current_server_unless_all_is_asked_for():
-    if "check" not in cli.commands:
-        pytest.skip("no check command in this build")
     assert with_current_server(cli, ["check"], "gpu-02") == ["check", "gpu-02"]
     assert with_current_server(cli, ["check", "--all"], "gpu-02") == ["check", "--all"]
     assert with_current_server(cli, ["check", "gpu-01"], "gpu-02") == ["check", "gpu-01"]
+    assert with_current_server(cli, ["servers", "trust", "--yes"], "gpu-02") == ["servers", "trust", "gpu-02", "--yes"]
