@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from dc_overview.adapters.asyncssh_client import AsyncsshClient
+from dc_overview.frontends import output
 
 import dc_overview
 from dc_overview import errors
@@ -22,8 +23,15 @@ from dc_overview.domain import Server, ServerStatus, fingerprint
 from dc_overview.fanout import for_each_server
 from dc_overview.ports import FileUpload, SshTarget
 from dc_overview.worker_session import RetryPolicy, SshOptions, open_session
-from tests.support.sshd import DEFAULT_MAX_STARTUPS, LoopbackSshd, ensure_test_user, keygen, require_sshd
-from tests.support.sshd import sshd_fixture  # noqa: F401  (the sshd fixture)
+from tests.support.sshd import (
+    DEFAULT_MAX_STARTUPS,
+    LoopbackSshd,
+    ensure_test_user,
+    keygen,
+    require_sshd,
+    set_password,
+    sshd_fixture,  # noqa: F401  (the sshd fixture)
+)
 
 pytestmark = pytest.mark.integration
 
@@ -214,5 +222,29 @@ def test_many_logins_at_once_against_default_max_startups_are_retried(tmp_path: 
         assert retried > 0, "no login was dropped: the test did not exercise MaxStartups"
         print(f"\n80 logins at once, MaxStartups {DEFAULT_MAX_STARTUPS}: {retried} retries, {seconds:.1f}s")
         deps.storage.close()
+    finally:
+        own.close()
+
+
+def test_password_logins_for_servers_without_a_key(tmp_path: Path):
+    """--ask-password: the password is used for servers with no key, and
+    never stored: not in the database, not in the results."""
+    require_sshd()
+    user, secret = "dcopass", "correct-horse-7f3a"
+    ensure_test_user(user)
+    set_password(user, secret)
+    own = LoopbackSshd(tmp_path / "sshd", ["127.0.0.43"], user=user, password_auth=True).start()
+    try:
+        with dc_overview.open(tmp_path / "data") as fleet:
+            fleet.add_server("w1", "127.0.0.43", ssh_user=user, ssh_port=own.port)
+            (no_key,) = fleet.check(["w1"])
+            assert no_key.result == "no_key" and "default_ssh_key" in no_key.detail
+            (wrong,) = fleet.check(["w1"], password="not-it")
+            assert wrong.result == "auth_failed" and "with the server's password" in wrong.detail
+            (ok,) = fleet.check(["w1"], password=secret)
+            assert ok.ok and ok.facts.user == user
+            assert secret not in output.dumps([no_key, wrong, ok]) and secret not in repr(ok)
+        stored = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+        assert secret.encode() not in stored
     finally:
         own.close()

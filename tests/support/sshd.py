@@ -50,6 +50,11 @@ def ensure_test_user(name: str = TEST_USER) -> str:
     return name
 
 
+def set_password(user: str, password: str) -> None:
+    """Give a test user a password (for sshd's password authentication)."""
+    subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True, capture_output=True)
+
+
 def keygen(path: Path, comment: str = "dc-overview-test") -> Path:
     """An unencrypted ed25519 key pair at ``path`` and ``path.pub``."""
     path.unlink(missing_ok=True)
@@ -81,11 +86,12 @@ def _bindable(address: str, port: int) -> bool:
 
 class LoopbackSshd:
     def __init__(self, workdir: Path, addresses: Sequence[str], *, max_startups: str = "1000:30:1000",
-                 user: str = TEST_USER) -> None:
+                 user: str = TEST_USER, password_auth: bool = False) -> None:
         self.dir = Path(workdir)
         self.addresses = list(addresses)
         self.max_startups = max_startups
         self.user = user
+        self.password_auth = password_auth
         self.port = 0
         self.host_key = self.dir / "ssh_host_ed25519_key"
         self.client_key = self.dir / "client_ed25519"
@@ -164,7 +170,7 @@ class LoopbackSshd:
             f"AuthorizedKeysFile {self.auth_dir}/%u",
             "StrictModes no",  # the test dir lives under the world-writable /tmp
             "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
+            f"PasswordAuthentication {'yes' if self.password_auth else 'no'}",
             "KbdInteractiveAuthentication no",
             "PermitRootLogin no",
             f"AllowUsers {self.user}",

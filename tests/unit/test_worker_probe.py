@@ -1,0 +1,99 @@
+"""Reading the probe script's answer, and the scripts and units the
+installer sends (what they contain, not how a shell runs them: that is in
+tests/integration)."""
+
+from dc_overview.exporter_plan import ExporterPlan, install_script, plan_install, plan_remove, remove_script
+from dc_overview.exporter_units import GPU_SPEC, NODE_SPEC, gpu_exporter_unit, node_exporter_unit
+from dc_overview.ports import FileUpload
+from dc_overview.worker_probe import parse_probe, parse_version, probe_script
+
+BASE = "kernel=6.1.0\narch=x86_64\nsystemd=yes\n"
+
+
+def test_gpus_from_nvidia_smi_and_a_gpu_missing_from_the_driver():
+    facts = parse_probe(BASE + "gpu_smi=7\ngpu_pci=8\n")
+    assert (facts.gpu_count, facts.gpu_source) == (7, "nvidia-smi")
+    assert facts.gpu_note == "8 NVIDIA GPU(s) on the PCI bus but nvidia-smi lists 7"
+    assert parse_probe(BASE + "gpu_smi=8\ngpu_pci=8\n").gpu_note is None
+
+
+def test_gpus_from_the_pci_bus_when_nvidia_smi_fails_or_is_missing():
+    broken = parse_probe(BASE + "gpu_smi_error=NVIDIA-SMI has failed because it couldn't communicate\ngpu_pci=4\n")
+    assert (broken.gpu_count, broken.gpu_source) == (4, "pci") and "nvidia-smi failed" in broken.gpu_note
+    assert parse_probe(BASE + "gpu_pci=0\n").gpu_count == 0
+    unknown = parse_probe(BASE)
+    assert unknown.gpu_count is None and "could not count" in unknown.gpu_note
+
+
+def test_exporters_and_hashes():
+    facts = parse_probe(BASE + "exporter.node_exporter.unit=present\nexporter.node_exporter.active=active\n"
+                        "exporter.node_exporter.answering=yes\n"
+                        "exporter.node_exporter.version=node_exporter, version 1.8.2 (branch: HEAD)\n"
+                        "exporter.gpu_exporter.unit=absent\nexporter.gpu_exporter.answering=no\n"
+                        "sha256./opt/x=abc\nsha256./opt/y=absent\nmem_kb=2048000\ncpus=64\n")
+    node, gpu = facts.exporters
+    assert node.running and node.version == "1.8.2" and node.unit_present
+    assert not gpu.running and gpu.active == "unknown" and not gpu.unit_present
+    assert facts.hashes == {"/opt/x": "abc", "/opt/y": None}
+    assert (facts.memory_mb, facts.cpus) == (2000, 64)
+
+
+def test_a_plain_user_without_dbus_gets_no_active_state_but_a_running_exporter_counts():
+    facts = parse_probe(BASE + "exporter.node_exporter.unit=present\nexporter.node_exporter.active=\n"
+                        "exporter.node_exporter.answering=yes\n")
+    assert facts.exporters[0].active == "unknown" and facts.exporters[0].running
+
+
+def test_versions():
+    assert parse_version("node_exporter, version 1.5.0+ds (branch: debian/sid)") == "1.5.0+ds"
+    assert parse_version("2.0.0") == "2.0.0"
+    assert parse_version("v1.8.2") == "1.8.2"
+    assert parse_version("false (GNU coreutils) 9.1") is None
+    assert parse_version(None) is None
+
+
+def test_the_probe_hashes_what_it_is_asked_to():
+    script = probe_script(hash_paths=["/opt/a b"])
+    assert "sha256sum '/opt/a b'" in script and "probe_exporters node_exporter:9100 gpu_exporter:9835" in script
+
+
+def test_units_are_hardened():
+    node = node_exporter_unit()
+    for line in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only",
+                 "PrivateTmp=yes", "PrivateDevices=yes", "CapabilityBoundingSet=\n", "Restart=on-failure",
+                 f"ExecStart={NODE_SPEC.binary} --web.listen-address=:9100\n"):
+        assert line in node
+    gpu = gpu_exporter_unit(zipapp=False, simulate=3)
+    assert f"ExecStart={GPU_SPEC.binary} --port 9835 --simulate 3\n" in gpu
+    assert "CapabilityBoundingSet=CAP_SYS_RAWIO" in gpu and "PrivateDevices" not in gpu
+    assert "NoNewPrivileges=yes" in gpu and "ProtectSystem=strict" in gpu
+
+
+def test_a_distribution_exporter_on_the_port_is_a_conflict_but_our_own_is_not():
+    from dc_overview.exporter_plan import DesiredExporter
+
+    want = DesiredExporter(NODE_SPEC, FileUpload(NODE_SPEC.binary, b"bin"), FileUpload(NODE_SPEC.unit_path, b"unit"))
+    foreign = parse_probe(BASE + "exporter.node_exporter.active=inactive\nexporter.node_exporter.answering=yes\n")
+    (plan,) = plan_install(foreign, [want])
+    assert plan.conflict and "port 9100 already answers" in plan.conflict
+    ours = parse_probe(BASE + "exporter.node_exporter.active=active\nexporter.node_exporter.answering=yes\n")
+    assert plan_install(ours, [want])[0].conflict is None
+
+
+def test_install_script_renames_into_place_and_waits_for_the_port():
+    upload = FileUpload(NODE_SPEC.binary, b"x", 0o755)
+    script = install_script([ExporterPlan(NODE_SPEC, (upload,), "restart", "installed")], "/tmp/dc-overview.abc")
+    assert (f"install -D -m 0755 -o root -g root /tmp/dc-overview.abc/f0 {NODE_SPEC.binary}.dc-new && "
+            f"mv -f {NODE_SPEC.binary}.dc-new {NODE_SPEC.binary}") in script
+    assert "systemctl daemon-reload" not in script  # only the binary changed
+    assert script.index("systemctl restart dc-node-exporter.service") < script.index("rm -rf /tmp/dc-overview.abc")
+    assert 'until [ "$(probe_http 9100)" = yes ]' in script
+
+
+def test_remove_touches_only_what_is_there():
+    facts = parse_probe(BASE + f"sha256.{NODE_SPEC.binary}=abc\nsha256.{NODE_SPEC.unit_path}=def\n"
+                        "exporter.node_exporter.unit=present\n")
+    plans = plan_remove(facts)
+    assert [(p.spec.name, p.present) for p in plans] == [("node_exporter", True), ("gpu_exporter", False)]
+    script = remove_script(plans)
+    assert f"rm -f {NODE_SPEC.unit_path} {NODE_SPEC.binary}" in script and GPU_SPEC.unit not in script
