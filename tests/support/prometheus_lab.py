@@ -46,7 +46,7 @@ from tests.support.require import need_executable
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "templates" / "rules" / "dc-overview-alerts.yml"
 MIN_SAMPLES = 12
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 180.0  # generous: a loaded CI machine scrapes late
 
 
 def free_port() -> int:
@@ -194,7 +194,7 @@ class PrometheusLab:
 
     def api(self, path: str, **params: Any) -> Any:
         query = urllib.parse.urlencode(params, doseq=True)
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as response:
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=60) as response:
             body = json.load(response)
         if body.get("status") != "success":
             raise AssertionError(f"{path} {params}: {body}")
@@ -261,13 +261,13 @@ def prometheus_lab(tmp_path_factory) -> Iterator[PrometheusLab]:
         lab.stops.append(serve_datacenter_gpus(ports[f"gpu-hbm/{GPU_EXPORTER}"]))
         lab.stops.append(serve_vastai(ports["vastai"]))
         for key, process in ((f"gpu-sim/{NODE_EXPORTER}", processes[0]), (f"gpu-sim/{GPU_EXPORTER}", processes[1])):
-            wait_for_http(f"http://127.0.0.1:{ports[key]}/metrics", 30, process)
+            wait_for_http(f"http://127.0.0.1:{ports[key]}/metrics", 60, process)
 
         config = prometheus_config(folder, ports)
         processes.append(_start([prometheus, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
                                  f"--web.listen-address=127.0.0.1:{ports['prometheus']}", "--log.level=warn"],
                                 folder / "prometheus.log"))
-        wait_for_http(f"{lab.url}/-/ready", 30, processes[-1])
+        wait_for_http(f"{lab.url}/-/ready", 60, processes[-1])
         _wait_for_samples(lab, processes[-1])
         yield lab
     except RuntimeError as error:
