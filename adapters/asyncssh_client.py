@@ -42,7 +42,7 @@ class AsyncsshClient:
         options = dict(
             username=target.user,
             known_hosts=([], [], []),  # nothing trusted up front: every key goes through _HostKeyCheck
-            server_host_key_algs=[a.decode() for a in pinned.sig_algorithms] if pinned else _PLAIN_KEY_ALGS,
+            server_host_key_algs=_host_key_algs(pinned),
             client_keys=[self._client_key(target)] if target.private_key_path else None,
             password=target.password,
             preferred_auth="publickey,password,keyboard-interactive" if target.password else "publickey",
@@ -150,6 +150,14 @@ class AsyncsshConnection:
             with contextlib.suppress(Exception):
                 await sftp.remove(temporary)
             raise errors.RemoteCommandFailed(self._name, f"cannot write {upload.path}: {exc.reason}") from None
+
+
+def _host_key_algs(pinned: asyncssh.SSHKey | None) -> list[str]:
+    """The pinned key's type first, so a server that still has that key
+    shows it; any other type is still asked for, so a server that lost it
+    shows the key it has now (and is refused as changed, naming it)."""
+    first = [alg.decode() for alg in pinned.sig_algorithms] if pinned else []
+    return first + [alg for alg in _PLAIN_KEY_ALGS if alg not in first]
 
 
 def _import_host_key(target: SshTarget) -> asyncssh.SSHKey:

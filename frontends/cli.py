@@ -118,7 +118,10 @@ def _register() -> None:
 
     for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS, *cli_fleet_ops.COMMANDS):
         cli.add_command(command)
+    from . import cli_stack
 
+    for command in cli_stack.COMMANDS:
+        cli.add_command(command)
     from . import cli_web
 
     for command in cli_web.COMMANDS:

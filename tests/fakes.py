@@ -364,6 +364,177 @@ class FakeDownloader:
         destination.write_bytes(self.files[url])
 
 
+# -- the monitoring stack: a container engine, the proxy's routes, Prometheus, secrets --------
+
+
+class FakeSecretStore:
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def put(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+    def delete(self, name: str) -> None:
+        self.values.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self.values)
+
+
+class FakeRuntime:
+    """An engine in memory. ``images`` are on the host (name -> id), ``registry``
+    is what a pull can fetch; a container started from an image listed in
+    ``failing_images`` turns unhealthy. Every change is recorded in ``calls``."""
+
+    def __init__(self, images: dict[str, str] | None = None, registry: dict[str, str] | None = None) -> None:
+        from dc_overview.ports import CommandResult, ContainerInfo, ContainerSpec
+
+        self._info, self._result, self._spec = ContainerInfo, CommandResult, ContainerSpec
+        self.images = dict(images or {})
+        self.registry = dict(registry or {})
+        self.failing_images: set[str] = set()
+        self.specs: dict[str, ContainerSpec] = {}
+        self.infos: dict[str, ContainerInfo] = {}
+        self.networks: dict[str, dict] = {}
+        self.volumes: dict[str, dict] = {}
+        self.lines: dict[str, list[str]] = {}
+        self.exec_results: dict[tuple[str, ...], CommandResult] = {}
+        self.calls: list[tuple[str, ...]] = []
+        self.down = False
+        self._ids = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise errors.EngineUnavailable("no Docker engine here", "start it")
+
+    async def available(self) -> bool:
+        return not self.down
+
+    async def version(self) -> str:
+        self._check()
+        return "Fake 1.0"
+
+    async def containers(self, label):  # type: ignore[no-untyped-def]
+        self._check()
+        wanted = [label] if isinstance(label, str) else list(label)
+        pairs = [tuple(w.split("=", 1)) for w in wanted]
+        return sorted((i for i in self.infos.values() if all(i.labels.get(k) == v for k, v in pairs)),
+                      key=lambda i: i.name)
+
+    async def inspect(self, name: str):  # type: ignore[no-untyped-def]
+        self._check()
+        return self.infos.get(name)
+
+    async def image_id(self, image: str) -> str | None:
+        self._check()
+        return self.images.get(image)
+
+    async def pull(self, image: str, progress=None) -> str:  # type: ignore[no-untyped-def]
+        self._check()
+        self.calls.append(("pull", image))
+        if image not in self.registry:
+            raise errors.ImagePullFailed(image, "manifest unknown")
+        if progress:
+            progress("Pull complete")
+        self.images[image] = self.registry[image]
+        return self.images[image]
+
+    async def ensure_network(self, name: str, labels) -> None:  # type: ignore[no-untyped-def]
+        self.networks.setdefault(name, dict(labels))
+
+    async def ensure_volume(self, name: str, labels) -> None:  # type: ignore[no-untyped-def]
+        self.volumes.setdefault(name, dict(labels))
+
+    async def create(self, spec):  # type: ignore[no-untyped-def]
+        self._check()
+        if spec.image not in self.images:
+            raise errors.ImageMissing(spec.image)
+        if spec.name in self.infos:
+            raise errors.Conflict(f"container {spec.name} exists")
+        self._ids += 1
+        self.calls.append(("create", spec.name))
+        self.specs[spec.name] = spec
+        self.infos[spec.name] = self._info(spec.name, spec.image, "created", None, dict(spec.labels),
+                                           id=f"c{self._ids}", image_id=self.images[spec.image])
+        return self.infos[spec.name]
+
+    def _set(self, container: str, **changes) -> None:  # type: ignore[no-untyped-def]
+        if container not in self.infos:
+            raise errors.NotFound(f"no container named {container!r}")
+        self.infos[container] = attrs.evolve(self.infos[container], **changes)
+
+    async def start(self, name: str) -> None:
+        self._set(name, state="running")
+        spec = self.specs[name]
+        if spec.health is not None:
+            self._set(name, health="unhealthy" if spec.image in self.failing_images else "healthy")
+        self.calls.append(("start", name))
+
+    async def stop(self, name: str, timeout_s: float = 10.0) -> None:
+        self._set(name, state="exited", health=None, exit_code=0)
+        self.calls.append(("stop", name))
+
+    async def restart(self, name: str, timeout_s: float = 10.0) -> None:
+        await self.stop(name)
+        await self.start(name)
+
+    async def rename(self, name: str, new_name: str) -> None:
+        self._set(name, name=new_name)
+        self.infos[new_name] = self.infos.pop(name)
+        self.specs[new_name] = self.specs.pop(name)
+        self.calls.append(("rename", name, new_name))
+
+    async def remove(self, name: str) -> None:
+        if self.infos.pop(name, None) is not None:
+            self.specs.pop(name, None)
+            self.calls.append(("remove", name))
+
+    async def logs(self, name: str, *, tail=100, follow=False):  # type: ignore[no-untyped-def]
+        if name not in self.infos:
+            raise errors.NotFound(f"no container named {name!r}")
+        lines = self.lines.get(name, [f"{name} started"])
+        for line in lines[-tail:] if tail else lines:
+            yield line
+
+    async def exec(self, name: str, argv, *, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+        self.calls.append(("exec", name, *argv))
+        return self.exec_results.get(tuple(argv[:2]), self._result(0, "", ""))
+
+    def changes(self) -> list[tuple[str, ...]]:
+        """What changed containers (not reads), then forget them."""
+        done, self.calls = self.calls, []
+        return done
+
+
+class FakeProxyRegistry:
+    def __init__(self) -> None:
+        self.registered: dict[str, object] = {}
+
+    async def register(self, route) -> None:  # type: ignore[no-untyped-def]
+        self.registered[route.name] = route
+
+    async def unregister(self, name: str) -> None:
+        if self.registered.pop(name, None) is None:
+            raise errors.NotFound(f"no route named {name!r}")
+
+    async def routes(self):  # type: ignore[no-untyped-def]
+        return list(self.registered.values())
+
+
+class FakePrometheusControl:
+    def __init__(self) -> None:
+        self.reloads: list[str] = []
+        self.refuse: str | None = None
+
+    async def reload(self, base_url: str) -> None:
+        if self.refuse:
+            raise errors.PrometheusReloadFailed(self.refuse)
+        self.reloads.append(base_url)
+
+
 class FakeAccountStore:
     """Users, tokens and sessions in memory; a failed transaction restores them.
     Removing a user removes their tokens and sessions, as the database does."""

@@ -36,5 +36,14 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
     ports["accounts"] = SqliteAccounts(storage.db.conn)  # type: ignore[attr-defined]
     ports["secrets"] = FileSecretStore(storage.data_dir)  # type: ignore[attr-defined]
     ports["metrics"] = PrometheusQuery()
+    # the monitoring stack: the container engine, the shared proxy's routes, Prometheus' lifecycle API
+    from dc_overview.adapters.docker_runtime import DockerRuntime
+    from dc_overview.adapters.nginx_proxy import NginxProxyRegistry
+    from dc_overview.adapters.prometheus_lifecycle import PrometheusLifecycle
+
+    runtime = overrides.get("runtime") or DockerRuntime()
+    ports["runtime"] = runtime
+    ports["proxy"] = NginxProxyRegistry(runtime, storage.data_dir)  # type: ignore[arg-type, attr-defined]
+    ports["prometheus"] = PrometheusLifecycle()
     ports.update(overrides)
     return Deps(**ports)  # type: ignore[arg-type]

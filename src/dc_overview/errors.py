@@ -309,3 +309,80 @@ class ArtifactChecksumMismatch(ArtifactProblem):
 
 class InvalidAlerting(InvalidInput):
     """A setting of where alerts go (webhook, e-mail, timings) is not acceptable."""
+
+
+# -- the monitoring stack (containers, the proxy, Prometheus) ----------------------------
+
+
+class InvalidStackOption(InvalidInput):
+    pass
+
+
+class UnknownService(NotFound):
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"no service named {name!r} in the stack", "services: " + ", ".join(known))
+        self.name = name
+
+
+class EngineUnavailable(DcOverviewError):
+    """The container engine cannot be reached (not installed, not running,
+    or no permission on its socket)."""
+
+
+class ImagePullFailed(DcOverviewError):
+    def __init__(self, image: str, reason: str) -> None:
+        super().__init__(
+            f"cannot pull image {image}: {reason}",
+            "nothing was changed: the running stack is as it was; check the image name "
+            "and this host's access to its registry",
+        )
+        self.image = image
+        self.reason = reason
+
+
+class ImageMissing(DcOverviewError):
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image} is not on this host", "pull it, or run `dc-overview stack apply`")
+        self.image = image
+
+
+class ContainerFailed(DcOverviewError):
+    """A container did not start, or did not become healthy in time.
+    ``logs`` holds its last output lines."""
+
+    def __init__(self, service: str, message: str, logs: str = "", hint: str | None = None) -> None:
+        super().__init__(f"{service}: {message}", hint)
+        self.service = service
+        self.logs = logs
+
+    def details(self) -> str:
+        tail = "\n".join("  | " + line for line in self.logs.splitlines()[-20:])
+        return str(self) + (f"\n  last output:\n{tail}" if tail else "")
+
+
+class StackNotApplied(NotFound):
+    def __init__(self) -> None:
+        super().__init__("the monitoring stack is not running on this host", "start it with `dc-overview stack apply`")
+
+
+class ProxyConfigInvalid(DcOverviewError):
+    def __init__(self, what: str, output: str) -> None:
+        lines = [line for line in output.strip().splitlines() if line.strip()]
+        reason = next((line for line in lines if "[emerg]" in line), lines[-1] if lines else "nginx -t failed")
+        super().__init__(
+            f"the proxy refused {what}: {reason}",
+            "the change was undone; the proxy keeps serving its previous configuration",
+        )
+        self.output = output
+
+
+class InvalidRoute(InvalidInput):
+    pass
+
+
+class PrometheusReloadFailed(DcOverviewError):
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"Prometheus refused to reload its configuration: {message}",
+            "it keeps running with its previous configuration; see `dc-overview logs prometheus`",
+        )

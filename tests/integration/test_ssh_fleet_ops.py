@@ -100,6 +100,16 @@ async def test_a_pinned_key_is_required_and_a_wrong_pin_refused_before_login(ssh
     assert "dc-overview servers trust w" in str(info.value)
 
 
+async def test_a_pinned_key_type_the_server_no_longer_has_is_a_changed_key(sshd: LoopbackSshd, tmp_path):
+    ecdsa = tmp_path / "ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True)
+    pinned = Path(f"{ecdsa}.pub").read_text()  # the sshd has only an ed25519 host key
+    with pytest.raises(errors.HostKeyChanged) as info:
+        async with AsyncsshClient().connect(target(sshd, pinned_host_key=pinned), timeout=10):
+            pass
+    assert info.value.offered == fingerprint(sshd.host_public_key())
+
+
 async def test_a_key_the_server_does_not_know_is_refused(sshd: LoopbackSshd, tmp_path: Path):
     stranger = keygen(tmp_path / "stranger")
     with pytest.raises(errors.SshAuthFailed, match="refused the login as 'dcotest'"):

@@ -1,0 +1,99 @@
+"""Every rendered config is accepted by the real tool: ``promtool check
+config`` for Prometheus and ``nginx -t`` for the proxy, for each combination
+of the options that change them (Debian's prometheus and nginx-light)."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dc_overview.ports import ServiceRoute
+from dc_overview.proxy_routes import route_config
+from dc_overview.stack import PROXY_DIR, StackOptions, build_stack
+from dc_overview.stack_render import PrometheusPaths, ProxyPaths, render_prometheus, render_proxy
+from dc_overview.stack_tls import certificate_names, self_signed_certificate
+from tests.support.require import need_executable
+
+SECRETS = frozenset({"vastai_api_key", "runpod_api_key"})
+
+PROMETHEUS_CASES = [
+    dict(targets_source=source, token=token, remote=remote, ipmi=ipmi, web_app=web_app, exporters=exporters)
+    for source, token, remote, ipmi, web_app, exporters in itertools.product(
+        ("file", "http"), (False, True), ("none", "url", "auth"), (False, True), (True, False), (False, True))
+]
+
+
+def _id(case: dict) -> str:
+    return "-".join(f"{k}={v}" for k, v in case.items())
+
+
+@pytest.mark.parametrize("case", PROMETHEUS_CASES, ids=_id)
+def test_prometheus_config_passes_promtool(case, tmp_path):
+    promtool = need_executable("promtool", "apt-get install prometheus")
+    secrets = set(SECRETS)
+    options: dict = {"targets_source": case["targets_source"], "web_app": case["web_app"],
+                     "vastai_exporter": case["exporters"], "runpod_exporter": case["exporters"]}
+    if case["token"]:
+        secrets.add("scrape_token")
+    if case["remote"] != "none":
+        options["remote_write_url"] = "http://victoria:8428/api/v1/write"
+    if case["remote"] == "auth":
+        options["remote_write_username"] = "fleet"
+        secrets.add("remote_write_password")
+    spec = build_stack(StackOptions(**options), frozenset(secrets), ipmi_monitor_present=case["ipmi"])
+    paths = PrometheusPaths(rules_dir=str(tmp_path / "rules"), targets_dir=str(tmp_path / "targets"),
+                            secrets_dir=str(tmp_path / "secrets"))
+    for folder in ("rules", "targets", "secrets"):
+        (tmp_path / folder).mkdir()
+    for name in secrets:
+        (tmp_path / "secrets" / name).write_text("value\n")
+    # a rules file, so that the rule_files glob is followed and checked too
+    (tmp_path / "rules" / "test.yml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
+        {"record": "job:up:sum", "expr": "sum by (job) (up)"}]}]}))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_prometheus(spec, frozenset(secrets), paths))
+
+    result = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rules found" in result.stdout + result.stderr
+
+
+PROXY_CASES = [
+    dict(tls=tls, https_port=port, web_app=web_app, grafana=grafana, ipmi=ipmi)
+    for tls, port, web_app, grafana, ipmi in itertools.product(
+        ("self-signed", "letsencrypt", "off"), (443, 8443), (True, False), (True, False), (False, True))
+]
+
+
+@pytest.mark.parametrize("case", PROXY_CASES, ids=_id)
+def test_proxy_config_passes_nginx_t(case, tmp_path):
+    nginx = need_executable("nginx", "apt-get install nginx-light")
+    options = StackOptions(tls=case["tls"], https_port=case["https_port"], web_app=case["web_app"],
+                           grafana=case["grafana"], domain="mon.example.net" if case["tls"] == "letsencrypt" else None)
+    spec = build_stack(options, ipmi_monitor_present=case["ipmi"])
+    paths = ProxyPaths(conf_dir=str(tmp_path), mime_types="/etc/nginx/mime.types", pid=str(tmp_path / "nginx.pid"),
+                       letsencrypt_dir=str(tmp_path / "letsencrypt"))
+    for relative, text in render_proxy(spec, paths).items():
+        target = tmp_path / Path(relative).relative_to(PROXY_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    # one route registered by another product, as the registry writes it
+    (tmp_path / "conf.d" / "other.conf").write_text(
+        route_config(ServiceRoute("other", "/other/", "other:8080", read_only_paths=("admin/",)), str(tmp_path)))
+    cert, key = self_signed_certificate(certificate_names(options.domain), datetime.now(timezone.utc))
+    for folder in (tmp_path / "certs", tmp_path / "letsencrypt" / "live" / "mon.example.net"):
+        folder.mkdir(parents=True)
+    (tmp_path / "certs" / "selfsigned.crt").write_bytes(cert)
+    (tmp_path / "certs" / "selfsigned.key").write_bytes(key)
+    (tmp_path / "letsencrypt" / "live" / "mon.example.net" / "fullchain.pem").write_bytes(cert)
+    (tmp_path / "letsencrypt" / "live" / "mon.example.net" / "privkey.pem").write_bytes(key)
+
+    result = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
