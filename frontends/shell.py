@@ -182,9 +182,7 @@ class Shell:
         at most one line of error."""
         try:
             status = self.root.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=self.app)
-        except click.Abort:  # Ctrl-C; the CLI's groups turn KeyboardInterrupt into Abort
-            self._cancelled()
-        except KeyboardInterrupt:
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C (the CLI's groups make it Abort), or a "no"
             self._cancelled()
         except click.UsageError as exc:
             where = exc.ctx.command_path.split(" ", 1)[1:] if exc.ctx else []
