@@ -254,9 +254,6 @@ class AsyncFleet:
         """Forget a server's pinned SSH host key; the next connection pins the key it offers."""
         return await worker_session.trust_host(self.deps, name)
 
-    async def close(self) -> None:
-        close = getattr(self.deps.storage, "close", None)
-        if close:
     # -- the monitoring stack on this host: options, secrets, apply, status, logs, lifecycle ------
     # ``progress(line)`` is called with what is being done (pulls, containers).
 
@@ -353,13 +350,16 @@ class AsyncFleet:
         return await quickstart.run_quickstart(self.deps, _answers(answers), progress=progress,
                                                show_passwords=show_passwords)
 
+    async def close(self) -> None:
+        close = getattr(self.deps.storage, "close", None)
+        if close:
             close()
-
-    async def __aenter__(self) -> "AsyncFleet":
-        return self
         aclose = getattr(self.deps.runtime, "aclose", None)
         if aclose:
             await aclose()
+
+    async def __aenter__(self) -> "AsyncFleet":
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()

@@ -237,6 +237,7 @@ class ContainerSpec:
 
     name: str
     image: str
+    labels: Mapping[str, str] = attrs.field(factory=dict)
     entrypoint: tuple[str, ...] | None = None  # None: the image's own
     command: tuple[str, ...] = ()  # empty: the image's own
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may hold secrets
@@ -250,18 +251,18 @@ class ContainerSpec:
     run_as_owner_of: str | None = None  # a host path: run as its owner's uid:gid
     docker_socket: bool = False  # mount the engine's socket, with the socket's group
     restart: str = "unless-stopped"
-    labels: Mapping[str, str] = attrs.field(factory=dict)
 
 
+class ContainerRuntime(Protocol):
     """A container engine (Docker). Every call raises EngineUnavailable when
     the engine cannot be reached, with what to do about it."""
 
-class ContainerRuntime(Protocol):
     async def available(self) -> bool: ...
     async def containers(self, label: str | Sequence[str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying every ``key=value`` label given."""
         ...
     async def inspect(self, name: str) -> ContainerInfo | None: ...
+
     async def version(self) -> str:
         """The engine's version; raises EngineUnavailable."""
         ...
@@ -291,34 +292,33 @@ class ContainerRuntime(Protocol):
         ...
 
 
-
 @attrs.frozen
+class ServiceRoute:
     """A service the reverse proxy serves under ``path`` (``/name/``)."""
 
-class ServiceRoute:
     name: str
     path: str
     upstream: str  # host:port inside the proxy's network
+    container: str | None = None
     strip_prefix: bool = True  # pass /rest instead of /path/rest (X-Forwarded-Prefix says path)
     read_only_paths: tuple[str, ...] = ()  # sub-paths where only GET and HEAD pass
-    container: str | None = None
 
 
+class ProxyRegistry(Protocol):
     """The shared reverse proxy's routes: one include file per service and
     its entry in the services list. A change is validated (``nginx -t`` in
     the proxy) before the proxy reloads; an invalid one is undone."""
 
-class ProxyRegistry(Protocol):
     async def register(self, route: ServiceRoute) -> None: ...
     async def unregister(self, name: str) -> None: ...
     async def routes(self) -> list[ServiceRoute]: ...
+
 
 class PrometheusControl(Protocol):
     async def reload(self, base_url: str) -> None:
         """POST ``{base_url}/-/reload``; raises PrometheusReloadFailed with
         Prometheus' own message when it refuses the new configuration."""
         ...
-
 
 
 # -- time --------------------------------------------------------------------------------
@@ -335,15 +335,15 @@ __all__ = [
     "Sample",
     "SecretStore",
     "Clock",
-    "ContainerFile",
     "CommandResult",
+    "ContainerFile",
     "ContainerInfo",
+    "ContainerRuntime",
     "ContainerSpec",
     "HealthCheck",
     "Mount",
     "PortBinding",
     "PrometheusControl",
-    "ContainerRuntime",
     "Deps",
     "FileUpload",
     "IpmiKey",
@@ -379,9 +379,9 @@ class Deps:
     accounts: AccountStore | None = None
     secrets: SecretStore | None = None
     metrics: MetricsSource | None = None
+    prometheus: PrometheusControl | None = None
     passwords: PasswordHasher | None = None  # None: scrypt at the default cost
 
-    prometheus: PrometheusControl | None = None
 
 # -- accounts, secrets and metrics (the web app and the API) -------------------------
 
