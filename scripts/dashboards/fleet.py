@@ -42,11 +42,13 @@ def build() -> dict:
                [q(f"count(up{{{SERVER}}} == 0) or vector(0)")], thresholds=NONZERO_RED), 3, 4)
     d.add(stat("GPUs", "GPUs the GPU exporters know, answering or not.",
                [q(f"count(GPU_ERROR_STATE{{{GPU}}})")]), 3, 4)
+    pcie, nvml = f'DCXP_GPU_COUNT{{type="pcie",{SERVER}}}', f'DCXP_GPU_COUNT{{type="nvml",{SERVER}}}'
     d.add(stat("GPUs missing",
-               "GPUs that were on a server's PCI bus in the last 6 hours but the driver does not use now, "
-               "plus GPUs that stopped answering the driver. Anything above 0 needs a look.",
-               [q(f'sum(clamp_min(max_over_time(DCXP_GPU_COUNT{{type="pcie",{SERVER}}}[6h]) '
-                  f'- ignoring(type) DCXP_GPU_COUNT{{type="nvml",{SERVER}}}, 0)) '
+               "GPUs that were on a server's PCI bus in the last 6 hours but the driver does not use now "
+               "(all of them where the driver does not work), plus GPUs that stopped answering the driver. "
+               "Anything above 0 needs a look.",
+               [q(f"sum(clamp_min(max_over_time({pcie}[6h]) - ignoring(type) {nvml}, 0)) "
+                  f"+ (sum({pcie} unless ignoring(type) {nvml}) or vector(0)) "
                   f"+ (count(dc_exporter_gpu_up{{{GPU}}} == 0) or vector(0))")],
                thresholds=NONZERO_RED), 3, 4)
     d.add(stat("GPUs in error state", "GPUs whose GPU_ERROR_STATE is 2 (lost, or memory rows to remap).",

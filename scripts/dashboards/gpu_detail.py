@@ -30,7 +30,7 @@ def build() -> dict:
             query_variable("instance", "Exporter", 'label_values(up{job="gpu",server="$server"}, instance)',
                            description="The GPU exporter of the server (host:port)"),
             query_variable("gpu", "GPU", 'label_values(GPU_ERROR_STATE{instance="$instance"}, gpu)',
-                           multi=True, include_all=True),
+                           multi=True, include_all=True, numeric=True),
         ],
     )
 

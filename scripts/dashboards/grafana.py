@@ -224,7 +224,7 @@ def link_to(uid: str, title: str, params: str) -> list[dict[str, Any]]:
 
 
 def query_variable(name: str, label: str, query: str, *, multi: bool = False, include_all: bool = False,
-                   description: str = "") -> dict[str, Any]:
+                   description: str = "", numeric: bool = False) -> dict[str, Any]:
     variable: dict[str, Any] = {
         "name": name,
         "label": label,
@@ -232,9 +232,11 @@ def query_variable(name: str, label: str, query: str, *, multi: bool = False, in
         "type": "query",
         "datasource": DATASOURCE,
         "definition": query,
-        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        # A plain string: Grafana runs it as it is and its editor parses it
+        # (an object would need the editor's own fields: label, metric ...).
+        "query": query,
         "refresh": 2,  # on time range change
-        "sort": 3,  # numerical ascending: gpu 0, 1, ... 10
+        "sort": 3 if numeric else 1,  # numerical (gpu 0, 1, ... 10) or alphabetical, ascending
         "regex": "",
         "multi": multi,
         "includeAll": include_all,

@@ -124,6 +124,8 @@ def test_variables_resolve(name):
     defined: set[str] = set(MACROS)
     for variable in d["templating"]["list"]:
         query = variable_query(variable)
+        # a plain string, which Grafana runs as it is (an object needs the editor's fields)
+        assert isinstance(variable["query"], str) and variable["definition"] == query
         assert references(query) <= defined, f"${variable['name']} uses {references(query) - defined}"
         label_values_call(query)
         assert variable["type"] == "query" and variable["refresh"] in (1, 2)
