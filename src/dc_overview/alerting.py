@@ -12,14 +12,13 @@ one), so the file is written readable by its owner only.
 
 from __future__ import annotations
 
-import functools
 import importlib.resources
 import re
 
 import attrs
-import jinja2
 
 from . import errors
+from .stack_templates import render
 
 RULES_FILE = "dc-overview-alerts.yml"
 ALERTMANAGER_TEMPLATE = "alertmanager.yml.j2"
@@ -111,20 +110,12 @@ class AlertRouting:
         return tuple(name for name, on in (("webhook", self.webhook_url), ("email", self.email_to)) if on)
 
 
-@functools.cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("dc_overview.templates", "stack"),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
-    )
-
-
 def render_alertmanager_config(routing: AlertRouting) -> str:
     """Alertmanager's configuration (YAML) for ``routing``: one receiver for
     the whole fleet, alerts grouped per alert and server, critical ones
     repeated more often, and the alerts a down server explains inhibited.
     Every value goes in as a JSON string, which YAML reads as it is."""
-    return _templates().get_template(ALERTMANAGER_TEMPLATE).render(routing=routing)
+    return render(ALERTMANAGER_TEMPLATE, routing=routing)
 
 
 def alert_rules() -> str:
