@@ -33,10 +33,11 @@ RUN groupadd --system --gid 10001 dc-overview \
 ENV PATH=/opt/dc-overview/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DC_OVERVIEW_DATA=/data \
+    DC_OVERVIEW_HOST=0.0.0.0 \
     DC_OVERVIEW_PORT=5001
 USER dc-overview
 WORKDIR /data
 EXPOSE 5001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import os,urllib.request;urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('DC_OVERVIEW_PORT','5001'),timeout=4)"]
-CMD ["sh", "-c", "exec dc-overview serve --host 0.0.0.0 --port \"$DC_OVERVIEW_PORT\""]
+CMD ["dc-overview", "serve"]

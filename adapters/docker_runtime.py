@@ -170,20 +170,22 @@ class DockerRuntime:
             raise errors.ImagePullFailed(image, "the engine reported no error, but the image is not there")
         return found
 
-    async def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+    async def ensure_network(self, name: str, labels: Mapping[str, str]) -> str | None:
         docker = await self._docker()
         try:
             await docker.networks.get(name)
-            return
         except DockerError as exc:
             if exc.status != 404:
                 raise self._engine_error(exc) from None
-        try:
-            await docker.networks.create({"Name": name, "Driver": "bridge", "CheckDuplicate": True,
-                                          "Labels": dict(labels)})
-        except DockerError as exc:
-            if exc.status != 409:  # made meanwhile by someone else: fine
-                raise self._engine_error(exc) from None
+            try:
+                await docker.networks.create({"Name": name, "Driver": "bridge", "CheckDuplicate": True,
+                                              "Labels": dict(labels)})
+            except DockerError as exc:
+                if exc.status != 409:  # made meanwhile by someone else: fine
+                    raise self._engine_error(exc) from None
+        network = await self._call(docker.networks.get(name))
+        configs = ((await self._call(network.show())).get("IPAM") or {}).get("Config") or []
+        return next((c["Subnet"] for c in configs if c.get("Subnet")), None)
 
     async def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         docker = await self._docker()

@@ -442,8 +442,9 @@ class FakeRuntime:
         self.images[image] = self.registry[image]
         return self.images[image]
 
-    async def ensure_network(self, name: str, labels) -> None:  # type: ignore[no-untyped-def]
+    async def ensure_network(self, name: str, labels) -> str | None:  # type: ignore[no-untyped-def]
         self.networks.setdefault(name, dict(labels))
+        return "172.30.0.0/16"
 
     async def ensure_volume(self, name: str, labels) -> None:  # type: ignore[no-untyped-def]
         self.volumes.setdefault(name, dict(labels))

@@ -45,6 +45,21 @@ from .exporter_install import InstallResult
 from .fleet_check import CheckResult
 from .worker_session import TrustReport
 
+from .errors import (
+    ContainerFailed,
+    EngineUnavailable,
+    ImagePullFailed,
+    InvalidRoute,
+    InvalidStackOption,
+    PrometheusReloadFailed,
+    ProxyConfigInvalid,
+    StackNotApplied,
+    UnknownService,
+)
+from .stack import ServiceSpec, StackOptions, StackSpec
+from .stack_apply import ApplyReport, ServiceChange
+from .stack_control import ServiceStatus
+
 __version__ = "2.0.0"
 
 __all__ = [
@@ -90,6 +105,21 @@ __all__ = [
     "InstallResult",
     "SshError",
     "TrustReport",
+    "ApplyReport",
+    "ContainerFailed",
+    "EngineUnavailable",
+    "ImagePullFailed",
+    "InvalidRoute",
+    "InvalidStackOption",
+    "PrometheusReloadFailed",
+    "ProxyConfigInvalid",
+    "ServiceChange",
+    "ServiceSpec",
+    "ServiceStatus",
+    "StackNotApplied",
+    "StackOptions",
+    "StackSpec",
+    "UnknownService",
     "__version__",
     "open",
     "open_async",

@@ -211,6 +211,7 @@ class ServiceSpec:
     health: HealthCheck | None = None
     run_as_data_owner: bool = False
     docker_socket: bool = False
+    network_env: str | None = None  # an env var that gets the stack network's subnet
     route: ServiceRoute | None = None
     reload: str | None = None  # how a config change is applied: "prometheus", "nginx", None (recreate)
     config_files: tuple[str, ...] = ()  # data-relative files it reads
@@ -324,9 +325,12 @@ def build_stack(options: StackOptions, secrets: frozenset[str] = frozenset(), *,
             name=APP, title="DC Overview", image=options.app_image, internal_port=options.app_port,
             env={
                 "DC_OVERVIEW_DATA": "/data",
+                "DC_OVERVIEW_HOST": "0.0.0.0",
                 "DC_OVERVIEW_PORT": str(options.app_port),
+                "DC_OVERVIEW_BASE_PATH": "/dc",
                 "DC_OVERVIEW_PROMETHEUS_URL": f"http://prometheus:9090{PROMETHEUS_PREFIX}",
             },
+            network_env="DC_OVERVIEW_TRUSTED_PROXIES",  # the proxy's X-Forwarded-* headers are believed
             mounts=(Mount(".", "/data"),),  # read-write: the app changes the inventory and configs
             health=HealthCheck((
                 "CMD", "python3", "-c",

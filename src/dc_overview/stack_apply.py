@@ -70,9 +70,11 @@ def _digest(text: str) -> str:
 
 
 def container_spec(spec: StackSpec, service: ServiceSpec, data_dir: Path, secrets: dict[str, str],
-                   files: dict[str, str]) -> ContainerSpec:
+                   files: dict[str, str], subnet: str | None = None) -> ContainerSpec:
     """The container for ``service``, with our labels and its configuration hash."""
     env = dict(service.env) | {var: secrets.get(name, "") for var, name in service.secret_env.items()}
+    if service.network_env and subnet:
+        env[service.network_env] = subnet
     labels = {
         **service.labels, f"{LABEL}.managed": "true", f"{LABEL}.stack": stack_id(spec),
         f"{LABEL}.service": service.name, f"{LABEL}.data-dir": str(data_dir),
@@ -153,7 +155,7 @@ async def apply_stack(deps: Deps, *, progress: Progress | None = None, pull: boo
 
     files = await render_stack_files(deps, spec)
     _say(progress, f"wrote {len(files)} config files under {deps.storage.data_dir / 'stack'}")
-    await runtime.ensure_network(spec.network, {f"{LABEL}.stack": stack_id(spec)})
+    subnet = await runtime.ensure_network(spec.network, {f"{LABEL}.stack": stack_id(spec)})
     for volume in spec.volumes:
         await runtime.ensure_volume(spec.prefix + volume, {f"{LABEL}.stack": stack_id(spec)})
 
@@ -161,7 +163,7 @@ async def apply_stack(deps: Deps, *, progress: Progress | None = None, pull: boo
     applied = dict(deps.storage.load_settings().get(STATE_SETTING) or {})  # type: ignore[call-overload]
     data_dir = deps.storage.data_dir
     results = await asyncio.gather(
-        *(_converge(deps, spec, s, container_spec(spec, s, data_dir, secrets, files), images[s.image],
+        *(_converge(deps, spec, s, container_spec(spec, s, data_dir, secrets, files, subnet), images[s.image],
                     _digest(config_digest_input(s, files)), applied.get(s.name), timeout_s, progress)
           for s in spec.services),
         return_exceptions=True,

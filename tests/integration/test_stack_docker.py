@@ -13,64 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
-import dc_overview
 from dc_overview import errors
 from dc_overview.adapters.docker_runtime import DockerRuntime
 from tests.support.stack_lab import (
-    NGINX_IMAGE, PROMETHEUS_IMAGE, container_ids, container_state, docker, free_port, http, need_images,
-    new_prefix, prometheus_query, remove_stack, tls_context, wait_until,
+    NGINX_IMAGE, PROMETHEUS_IMAGE, container_state, docker, http, need_images, prometheus_query, stack_lab,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
 
 
-class Lab:
-    def __init__(self, fleet: dc_overview.Fleet, prefix: str, data: Path, ports: dict[str, int]) -> None:
-        self.fleet, self.prefix, self.data, self.ports = fleet, prefix, data, ports
-        self.network = f"{prefix}cryptolabs"
-        self.prometheus = f"http://127.0.0.1:{ports['prometheus']}/prometheus"
-        self.https = f"https://127.0.0.1:{ports['https']}"
-
-    @property
-    def tls(self):  # type: ignore[no-untyped-def]
-        return tls_context(self.data / "stack" / "proxy" / "certs" / "selfsigned.crt")
-
-    def ids(self) -> dict[str, str]:
-        return container_ids(self.prefix)
-
-    def apply(self):  # type: ignore[no-untyped-def]
-        lines: list[str] = []
-        report = self.fleet.apply_stack(progress=lines.append, timeout_s=90)
-        return report, lines
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):  # type: ignore[no-untyped-def]
     need_images(PROMETHEUS_IMAGE, NGINX_IMAGE)
-    prefix = new_prefix()
-    data = tmp_path_factory.mktemp("stack") / "data"
-    ports = {"http": free_port(), "https": free_port(), "prometheus": free_port()}
-    fleet = dc_overview.open(data)
-    for name, value in {
-        "name_prefix": prefix, "network": f"{prefix}cryptolabs", "prometheus_image": PROMETHEUS_IMAGE,
-        "proxy_image": NGINX_IMAGE, "grafana": "no", "web_app": "no", "bind_address": "127.0.0.1",
-        "http_port": ports["http"], "https_port": ports["https"], "prometheus_local_port": ports["prometheus"],
-        "scrape_interval": "2s",
-    }.items():
-        fleet.set_stack_option(name, value)
-    lab = Lab(fleet, prefix, data, ports)
-    try:
+    with stack_lab(tmp_path_factory.mktemp("stack") / "data") as lab:
         report, _ = lab.apply()
         assert [(c.service, c.action) for c in report.changes] == [
             ("prometheus", "created"), ("cryptolabs-proxy", "created")]
         yield lab
-    finally:
-        fleet.close()
-        remove_stack(prefix, f"{prefix}cryptolabs", [f"{prefix}node1"])
 
 
 def test_apply_brings_up_healthy_containers_labelled_as_ours(lab):

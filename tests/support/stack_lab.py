@@ -17,9 +17,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import contextlib
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tests.support.require import missing, need_executable
 
@@ -119,3 +120,49 @@ def prometheus_query(base_url: str, expr: str, context: ssl.SSLContext | None = 
         raise ValueError(f"HTTP {status}: {body[:200]!r}")
     return json.loads(body)["data"]["result"]
 
+
+
+class Lab:
+    """A stack applied through the Python API on its own prefix, network and ports."""
+
+    def __init__(self, fleet: Any, prefix: str, data: Path, ports: dict[str, int]) -> None:
+        self.fleet, self.prefix, self.data, self.ports = fleet, prefix, data, ports
+        self.network = f"{prefix}cryptolabs"
+        self.prometheus = f"http://127.0.0.1:{ports['prometheus']}/prometheus"
+        self.https = f"https://127.0.0.1:{ports['https']}"
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        return tls_context(self.data / "stack" / "proxy" / "certs" / "selfsigned.crt")
+
+    def ids(self) -> dict[str, str]:
+        return container_ids(self.prefix)
+
+    def apply(self) -> tuple[Any, list[str]]:
+        lines: list[str] = []
+        report = self.fleet.apply_stack(progress=lines.append, timeout_s=90)
+        return report, lines
+
+
+@contextlib.contextmanager
+def stack_lab(data: Path, **options: object) -> Iterator[Lab]:
+    """Prometheus and the proxy (plus what ``options`` turn on) on local images;
+    everything the lab made is removed afterwards."""
+    import dc_overview
+
+    prefix = new_prefix()
+    ports = {"http": free_port(), "https": free_port(), "prometheus": free_port()}
+    fleet = dc_overview.open(data)
+    settings = {
+        "name_prefix": prefix, "network": f"{prefix}cryptolabs", "prometheus_image": PROMETHEUS_IMAGE,
+        "proxy_image": NGINX_IMAGE, "grafana": "no", "web_app": "no", "bind_address": "127.0.0.1",
+        "http_port": ports["http"], "https_port": ports["https"], "prometheus_local_port": ports["prometheus"],
+        "scrape_interval": "2s",
+    } | options
+    try:
+        for name, value in settings.items():
+            fleet.set_stack_option(name, value)
+        yield Lab(fleet, prefix, data, ports)
+    finally:
+        fleet.close()
+        remove_stack(prefix, f"{prefix}cryptolabs", [f"{prefix}node1"])

@@ -45,6 +45,9 @@ async def test_the_first_apply_creates_every_service_healthy_on_its_network(deps
     assert len(labels["io.cryptolabs.dc-overview.config-hash"]) == 64
     assert "stack/prometheus/prometheus.yml" in deps.storage.files
     assert "prometheus/targets/fleet.json" in deps.storage.files
+    app = runtime.specs["dc-overview"]
+    assert app.env["DC_OVERVIEW_TRUSTED_PROXIES"] == "172.30.0.0/16"  # the stack network: the proxy's headers count
+    assert app.docker_socket and app.run_as_owner_of == str(deps.storage.data_dir)
 
 
 async def test_grafanas_password_is_made_once_and_reaches_grafana_only_as_a_file(deps):
