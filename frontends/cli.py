@@ -126,6 +126,10 @@ def _register() -> None:
 
     for command in cli_web.COMMANDS:
         cli.add_command(command)
+    from . import cli_quickstart
+
+    for command in cli_quickstart.COMMANDS:
+        cli.add_command(command)
 
 
 _register()

@@ -649,3 +649,113 @@ class FakeMetrics:
 
 
 # -- quickstart: this machine, user accounts, a local runner that records commands ----------------
+
+
+# -- quickstart: this machine, user accounts, a local runner that records commands ----------------
+
+
+class FakeHostProbe:
+    def __init__(self, hostname: str = "master-01", addresses: list[str] | None = None, gpus: int | None = 0,
+                 gpu_source: str = "pci", docker_installed: bool = True) -> None:
+        from dc_overview.ports import GpuInfo
+
+        self.name = hostname
+        self.found = ["192.0.2.10"] if addresses is None else addresses
+        self.gpu_info = GpuInfo(gpus, gpu_source if gpus is not None else "none")
+        self.docker = docker_installed
+
+    def hostname(self) -> str:
+        return self.name
+
+    def addresses(self) -> list[str]:
+        return list(self.found)
+
+    def gpus(self):  # type: ignore[no-untyped-def]
+        return self.gpu_info
+
+    def docker_installed(self) -> bool:
+        return self.docker
+
+
+class FakeAccounts:
+    """Users only (tokens and sessions are not needed by the tests that use it)."""
+
+    def __init__(self) -> None:
+        self.users: dict[int, object] = {}
+        self.next_id = 1
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = dict(self.users)
+        try:
+            yield
+        except BaseException:
+            self.users = saved
+            raise
+
+    def list_users(self):  # type: ignore[no-untyped-def]
+        return sorted(self.users.values(), key=lambda u: u.name)  # type: ignore[attr-defined]
+
+    def get_user(self, name: str):  # type: ignore[no-untyped-def]
+        return next((u for u in self.users.values() if u.name.lower() == name.lower()), None)  # type: ignore[attr-defined]
+
+    def get_user_by_id(self, user_id: int):  # type: ignore[no-untyped-def]
+        return self.users.get(user_id)
+
+    def add_user(self, user):  # type: ignore[no-untyped-def]
+        stored = attrs.evolve(user, id=self.next_id)
+        self.next_id += 1
+        self.users[stored.id] = stored
+        return stored
+
+    def update_user(self, user):  # type: ignore[no-untyped-def]
+        self.users[user.id] = user
+        return user
+
+    def remove_user(self, user_id: int) -> None:
+        del self.users[user_id]
+
+
+class RecordingLocalHost:
+    """This machine, where every command is recorded and answered from
+    ``answers`` (a prefix of the command -> (exit status, stdout, stderr));
+    ``on_run`` is called with each command (e.g. to make Docker appear)."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]] | None = None, on_run=None) -> None:  # type: ignore[no-untyped-def]
+        self.answers = answers or {}
+        self.commands: list[str] = []
+        self.on_run = on_run
+
+    @contextlib.asynccontextmanager
+    async def open(self):  # type: ignore[no-untyped-def]
+        from dc_overview.ports import CommandResult
+
+        host = self
+
+        class Connection:
+            host_key = ""
+
+            async def run(self, command: str, *, timeout: float, input: str | None = None):  # type: ignore[no-untyped-def]
+                host.commands.append(command)
+                if host.on_run:
+                    host.on_run(command)
+                for prefix, (status, out, err) in host.answers.items():
+                    if command.startswith(prefix):
+                        return CommandResult(status, out, err)
+                return CommandResult(0, "", "")
+
+            async def put(self, files) -> None:  # type: ignore[no-untyped-def]
+                raise AssertionError("no files are expected here")
+
+        yield Connection()
+
+
+class DiskFakeStorage(FakeStorage):
+    """FakeStorage whose files are also written under ``data_dir`` (for use
+    cases that read back what they wrote, such as quickstart's kept answers)."""
+
+    def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path:
+        from dc_overview.fsutil import atomic_write
+
+        super().write_file_atomically(relative, content, mode)
+        return atomic_write(self.data_dir / relative, content, mode)

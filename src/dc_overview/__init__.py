@@ -60,6 +60,11 @@ from .stack import ServiceSpec, StackOptions, StackSpec
 from .stack_apply import ApplyReport, ServiceChange
 from .stack_control import ServiceStatus
 
+from .errors import AnswersInvalid, DockerMissing
+from .quickstart import QuickstartReport
+from .quickstart_answers import QuickstartAnswers
+from .quickstart_answers_file import load_answers
+
 __version__ = "2.0.0"
 
 __all__ = [
@@ -120,6 +125,11 @@ __all__ = [
     "StackOptions",
     "StackSpec",
     "UnknownService",
+    "AnswersInvalid",
+    "DockerMissing",
+    "QuickstartAnswers",
+    "QuickstartReport",
+    "load_answers",
     "__version__",
     "open",
     "open_async",

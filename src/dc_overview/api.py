@@ -33,6 +33,9 @@ from typing import Callable
 
 from . import stack, stack_apply, stack_control, stack_options, stack_routes
 from .ports import ServiceRoute
+from . import quickstart, quickstart_detect, quickstart_plan
+from .quickstart_answers import QuickstartAnswers
+from .quickstart_answers_file import answers_from_mapping, load_answers
 
 
 class AsyncFleet:

@@ -45,5 +45,8 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
     ports["runtime"] = runtime
     ports["proxy"] = NginxProxyRegistry(runtime, storage.data_dir)  # type: ignore[arg-type, attr-defined]
     ports["prometheus"] = PrometheusLifecycle()
+    from dc_overview.adapters.host_probe import LocalHostProbe
+
+    ports["host"] = LocalHostProbe()
     ports.update(overrides)
     return Deps(**ports)  # type: ignore[arg-type]

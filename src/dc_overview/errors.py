@@ -386,3 +386,45 @@ class PrometheusReloadFailed(DcOverviewError):
             f"Prometheus refused to reload its configuration: {message}",
             "it keeps running with its previous configuration; see `dc-overview logs prometheus`",
         )
+
+
+# -- quickstart ------------------------------------------------------------------------------
+
+
+class AnswersInvalid(InvalidInput):
+    """Quickstart's answers were refused before anything was changed.
+    ``problems`` lists each ``(where, field, message)``; ``where`` is e.g.
+    ``answers.yaml line 7``."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
+        where, field, message = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        DcOverviewError.__init__(self, f"{where}: {field}: {message}{more}",
+                                 f"nothing was changed; fix {source} and run quickstart again")
+        self.field = field
+        self.source = source
+        self.problems = problems
+
+    def details(self) -> str:
+        lines = [f"{len(self.problems)} problem(s) in {self.source}; nothing was changed:"]
+        lines += [f"  {where}: {field}: {message}" for where, field, message in self.problems]
+        return "\n".join(lines)
+
+
+class DockerMissing(DcOverviewError):
+    """The master's stack needs Docker and it is not there (or not running)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"Docker is needed to run the monitoring stack on this host, and {reason}; nothing was changed",
+            "install it (apt-get install docker.io) and start it, or let quickstart install it "
+            "(answer yes when asked, or docker.install: yes in the answers file), then run quickstart again",
+        )
+        self.reason = reason
+
+
+# -- alert delivery (Alertmanager) -----------------------------------------------------
+
+
+class InvalidAlerting(InvalidInput):
+    """A setting of where alerts go (webhook, e-mail, timings) is not acceptable."""

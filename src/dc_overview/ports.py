@@ -348,6 +348,8 @@ __all__ = [
     "PrometheusControl",
     "Deps",
     "FileUpload",
+    "GpuInfo",
+    "HostProbe",
     "IpmiKey",
     "IpmiMonitorData",
     "IpmiMonitorSource",
@@ -383,6 +385,7 @@ class Deps:
     metrics: MetricsSource | None = None
     prometheus: PrometheusControl | None = None
     passwords: PasswordHasher | None = None  # None: scrypt at the default cost
+    host: HostProbe | None = None  # this machine's facts, for quickstart
 
 
 # -- accounts, secrets and metrics (the web app and the API) -------------------------
@@ -451,4 +454,35 @@ class MetricsSource(Protocol):
     async def query(self, base_url: str, promql: str, *, timeout: float) -> list[Sample]:
         """Run an instant query against Prometheus' HTTP API at ``base_url``
         (``.../api/v1/query``); raises MetricsUnavailable when it cannot."""
+        ...
+
+
+# -- this machine, as quickstart sees it ----------------------------------------------------
+
+
+@attrs.frozen
+class GpuInfo:
+    """How many NVIDIA GPUs this machine has, and how that was learned."""
+
+    count: int | None  # None: could not be told
+    source: str = "none"  # nvidia-smi, pci, none
+    note: str | None = None
+
+
+class HostProbe(Protocol):
+    """Facts about the machine quickstart runs on. Read-only; each call is cheap
+    (at most one short command) and never raises for a missing tool."""
+
+    def hostname(self) -> str: ...
+
+    def addresses(self) -> list[str]:
+        """Its non-loopback IP addresses, IPv4 first."""
+        ...
+
+    def gpus(self) -> GpuInfo:
+        """NVIDIA GPUs by ``nvidia-smi -L``, else NVIDIA display devices on the PCI bus."""
+        ...
+
+    def docker_installed(self) -> bool:
+        """Whether a Docker engine binary (dockerd or docker) is on this machine."""
         ...

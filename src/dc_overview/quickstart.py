@@ -219,10 +219,14 @@ async def _report(deps: Deps, plan: QuickstartPlan, steps: list[StepResult], wor
         key = deps.storage.get_key(answers.ssh_key.name) if answers.ssh_key else None
         if key is not None and any(s.step == "ssh key" and "generated" in s.detail for s in steps):
             public_key = key.public_key
+    notes = list(plan.notes)
+    if answers.master and not answers.stack.start:
+        notes.append("the stack was not started (stack.start: no); the URLs answer once it runs: "
+                     "dc-overview stack apply")
     return QuickstartReport(
         role=answers.role, changed=any(s.result == "changed" for s in steps), steps=tuple(steps),
         workers=tuple(workers), local=local, stack=stack, urls=tuple(urls), credentials=tuple(credentials),
-        public_key=public_key, notes=plan.notes, next_commands=_next_commands(answers, public_key is not None),
+        public_key=public_key, notes=tuple(notes), next_commands=_next_commands(answers, public_key is not None),
     )
 
 
