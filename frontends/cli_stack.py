@@ -159,6 +159,7 @@ def stack_options(fleet: Fleet, as_json: bool) -> None:
     if as_json:
         emit({"options": values, "secrets": secrets}, True)
         return
+    values["app_port (the dc_port setting)"] = values.pop("app_port")
     rows = sorted(values.items()) + [(f"secret {k}", "set" if v else "not set") for k, v in sorted(secrets.items())]
     click.echo(output.table(rows, ("OPTION", "VALUE")))
 

@@ -258,9 +258,9 @@ def build_stack(options: StackOptions, secrets: frozenset[str] = frozenset(), *,
     """The stack for ``options``. ``secrets`` names the secrets that are set
     (their values are never needed here)."""
     if options.vastai_exporter and VASTAI_KEY not in secrets:
-        _fail("vastai_exporter", "needs the Vast.ai API key", "set the secret vastai_api_key first")
+        _fail("vastai_exporter", "needs the Vast.ai API key", "set it first: `dc-overview secrets set vastai_api_key`")
     if options.runpod_exporter and RUNPOD_KEY not in secrets:
-        _fail("runpod_exporter", "needs the RunPod API key", "set the secret runpod_api_key first")
+        _fail("runpod_exporter", "needs the RunPod API key", "set it first: `dc-overview secrets set runpod_api_key`")
     if options.remote_write_username and REMOTE_WRITE_PASSWORD not in secrets:
         _fail("remote_write_username", "needs the remote-write password",
               "set it with `dc-overview stack secret remote_write_password`")

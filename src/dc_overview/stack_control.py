@@ -212,9 +212,10 @@ async def _targets(deps: Deps, service: str | None) -> tuple[ContainerRuntime, S
 async def stop_stack(deps: Deps, service: str | None = None) -> list[str]:
     """Stop the stack's containers (the proxy first), or one service's. Data stays."""
     runtime, _, containers = await _targets(deps, service)
-    for name in reversed(containers):
+    stopped = list(reversed(containers))
+    for name in stopped:
         await runtime.stop(name)
-    return containers
+    return stopped
 
 
 async def start_stack(deps: Deps, service: str | None = None, *, timeout_s: float = 180.0) -> list[str]:

@@ -47,6 +47,7 @@ async def set_stack_option(deps: Deps, name: str, value: Any) -> StackOptions:
     Takes effect on the next ``apply``."""
     with deps.storage.transaction():
         updated = change_option(await stack_options(deps), name, value)
+        build_stack(updated, secret_names(deps))  # e.g. an exporter without its API key is refused now
         deps.storage.save_setting(PREFIX + name, getattr(updated, name))
     return updated
 

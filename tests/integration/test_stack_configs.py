@@ -97,3 +97,26 @@ def test_proxy_config_passes_nginx_t(case, tmp_path):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+COMPOSE_CASES = [
+    dict(grafana=True, web_app=True, watchtower=False, vastai_exporter=False, tls="self-signed"),
+    dict(grafana=False, web_app=True, watchtower=True, vastai_exporter=True, runpod_exporter=True, tls="off"),
+    dict(grafana=True, web_app=False, tls="letsencrypt", domain="mon.example.net", remote_write_url="http://vm:8428/api/v1/write",
+         remote_write_username="fleet"),
+]
+
+
+@pytest.mark.parametrize("options", COMPOSE_CASES, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items())[:80])
+def test_the_compose_export_is_a_valid_compose_file(options, tmp_path):
+    compose = need_executable("docker-compose", "apt-get install docker-compose")
+    from dc_overview.stack_render import compose_document
+
+    spec = build_stack(StackOptions(**options), SECRETS | {"remote_write_password", "grafana_admin_password"})
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(compose_document(spec, tmp_path / "data", data_owner="0:0", socket_group=0))
+    result = subprocess.run([compose, "-f", str(path), "config"], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "VASTAI_API_KEY": "k", "RUNPOD_API_KEY": "k"})
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(resolved["services"]) == {s.name for s in spec.services}

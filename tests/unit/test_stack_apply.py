@@ -191,7 +191,7 @@ async def test_stop_start_and_restart_the_stack_or_one_service(deps):
         await stop_stack(deps)
     await apply_stack(deps)
     stopped = await stop_stack(deps)
-    assert stopped[-1] == "cryptolabs-proxy"  # first stopped, last listed
+    assert stopped[0] == "cryptolabs-proxy"  # the way in closes first
     assert {i.state for i in deps.runtime.infos.values()} == {"exited"}
     await start_stack(deps, "prometheus")
     assert deps.runtime.infos["prometheus"].state == "running" and deps.runtime.infos["grafana"].state == "exited"

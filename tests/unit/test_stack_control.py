@@ -98,3 +98,12 @@ async def test_routes_are_checked_before_the_registry_sees_them(deps):
         await register_route(deps, "evil", "/x/", "x:1; return 200")
     await unregister_route(deps, "ipmi-monitor")
     assert await proxy_routes(deps) == []
+
+
+async def test_an_option_that_cannot_work_is_refused_when_set_not_at_apply(deps):
+    with pytest.raises(errors.InvalidStackOption, match="vastai_api_key") as caught:
+        await set_stack_option(deps, "vastai_exporter", "yes")
+    assert caught.value.field == "vastai_exporter"
+    assert "stack.vastai_exporter" not in deps.storage.settings
+    deps.secrets.put("vastai_api_key", "k")
+    assert (await set_stack_option(deps, "vastai_exporter", "yes")).vastai_exporter is True
