@@ -24,7 +24,7 @@ from dc_overview.stack_control import check_and_reload_proxy
 class NginxProxyRegistry:
     def __init__(self, runtime: ContainerRuntime, data_dir: Path) -> None:
         self.runtime = runtime
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()  # as the stack labels its containers
         self.folder = self.data_dir / PROXY_DIR
 
     async def routes(self) -> list[ServiceRoute]:

@@ -161,7 +161,7 @@ async def apply_stack(deps: Deps, *, progress: Progress | None = None, pull: boo
 
     secrets = secret_values(deps, secret_names(deps))
     applied = dict(deps.storage.load_settings().get(STATE_SETTING) or {})  # type: ignore[call-overload]
-    data_dir = deps.storage.data_dir
+    data_dir = deps.storage.data_dir.resolve()  # labels and mounts name it the same way from anywhere
     results = await asyncio.gather(
         *(_converge(deps, spec, s, container_spec(spec, s, data_dir, secrets, files, subnet), images[s.image],
                     _digest(config_digest_input(s, files)), applied.get(s.name), timeout_s, progress)
