@@ -648,10 +648,10 @@ class FakeMetrics:
         return list(self.answers.get(promql, []))
 
 
-# -- quickstart: this machine, user accounts, a local runner that records commands ----------------
+# -- quickstart: this machine, and a local runner that records commands -----------------------
 
 
-# -- quickstart: this machine, user accounts, a local runner that records commands ----------------
+# -- quickstart: this machine, and a local runner that records commands -----------------------
 
 
 class FakeHostProbe:
@@ -675,45 +675,6 @@ class FakeHostProbe:
 
     def docker_installed(self) -> bool:
         return self.docker
-
-
-class FakeAccounts:
-    """Users only (tokens and sessions are not needed by the tests that use it)."""
-
-    def __init__(self) -> None:
-        self.users: dict[int, object] = {}
-        self.next_id = 1
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        saved = dict(self.users)
-        try:
-            yield
-        except BaseException:
-            self.users = saved
-            raise
-
-    def list_users(self):  # type: ignore[no-untyped-def]
-        return sorted(self.users.values(), key=lambda u: u.name)  # type: ignore[attr-defined]
-
-    def get_user(self, name: str):  # type: ignore[no-untyped-def]
-        return next((u for u in self.users.values() if u.name.lower() == name.lower()), None)  # type: ignore[attr-defined]
-
-    def get_user_by_id(self, user_id: int):  # type: ignore[no-untyped-def]
-        return self.users.get(user_id)
-
-    def add_user(self, user):  # type: ignore[no-untyped-def]
-        stored = attrs.evolve(user, id=self.next_id)
-        self.next_id += 1
-        self.users[stored.id] = stored
-        return stored
-
-    def update_user(self, user):  # type: ignore[no-untyped-def]
-        self.users[user.id] = user
-        return user
-
-    def remove_user(self, user_id: int) -> None:
-        del self.users[user_id]
 
 
 class RecordingLocalHost:

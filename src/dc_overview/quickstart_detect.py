@@ -81,7 +81,10 @@ async def docker_state(deps: Deps) -> tuple[str | None, str | None]:
     if deps.runtime is None:
         return None, "no container runtime is configured for this fleet"
     try:
-        return await deps.runtime.version(), None
+        if await deps.runtime.available():
+            return await deps.runtime.version(), None
+        await deps.runtime.version()  # not available: its error says why
+        return None, "it does not answer"
     except errors.DcOverviewError as exc:
         return None, str(exc)
 

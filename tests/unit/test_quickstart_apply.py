@@ -14,12 +14,14 @@ from dc_overview.quickstart_answers import ANSWERS_FILE
 from dc_overview.quickstart_answers_file import answers_from_mapping, parse_answers
 from dc_overview.quickstart_plan import plan_quickstart
 from dc_overview.quickstart_steps import ADMIN_PASSWORD_SECRET, DOCKER_INSTALL
+from dc_overview.passwords import ScryptHasher
 from dc_overview.stack import GRAFANA_PASSWORD, VASTAI_KEY, StackOptions
 from tests.fakes import (
-    FakeAccounts, FakeHostProbe, FakeIpmiSource, FakeLocalHost, FakePrometheusControl, FakeProxyRegistry,
+    FakeAccountStore, FakeHostProbe, FakeIpmiSource, FakeLocalHost, FakePrometheusControl, FakeProxyRegistry,
     DiskFakeStorage, FakeRuntime, FakeSecretStore, FakeSsh, FakeWorker, RecordingLocalHost, fake_deps, fake_elf,
 )
 
+CHEAP = ScryptHasher(n=2**10, r=8, p=1)  # real scrypt, at a cost that keeps these tests quick
 DEFAULTS = StackOptions()
 IMAGES = {getattr(DEFAULTS, f): f"sha256:{f}-1" for f in
           ("app_image", "prometheus_image", "grafana_image", "proxy_image", "watchtower_image",
@@ -43,7 +45,8 @@ def deps(tmp_path, ssh):
     data = tmp_path / "data"
     data.mkdir()
     return fake_deps(data, storage=DiskFakeStorage(data), runtime=FakeRuntime(images=IMAGES), proxy=FakeProxyRegistry(),
-                     prometheus=FakePrometheusControl(), secrets=FakeSecretStore(), accounts=FakeAccounts(),
+                     prometheus=FakePrometheusControl(), secrets=FakeSecretStore(), accounts=FakeAccountStore(),
+                     passwords=CHEAP,
                      host=FakeHostProbe(), ssh=ssh, local=FakeLocalHost(FakeWorker("localhost")))
 
 
@@ -246,6 +249,7 @@ async def test_given_passwords_and_keys_are_stored_and_not_regenerated(deps, nod
     assert deps.secrets.values[GRAFANA_PASSWORD] == "grafana-pass-1" and deps.secrets.values[VASTAI_KEY] == "vast-123"
     assert ADMIN_PASSWORD_SECRET not in deps.secrets.values
     assert "vastai-exporter" in deps.runtime.infos
+    assert "job_name: vastai" in deps.storage.files["stack/prometheus/prometheus.yml"]  # and it is scraped
     assert ("web UI (admin 'admin')", "the password you gave (kept only hashed)") in \
         [(c.what, c.where) for c in report.credentials]
 
