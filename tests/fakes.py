@@ -651,9 +651,6 @@ class FakeMetrics:
 # -- quickstart: this machine, and a local runner that records commands -----------------------
 
 
-# -- quickstart: this machine, and a local runner that records commands -----------------------
-
-
 class FakeHostProbe:
     def __init__(self, hostname: str = "master-01", addresses: list[str] | None = None, gpus: int | None = 0,
                  gpu_source: str = "pci", docker_installed: bool = True) -> None:
