@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 import dc_overview
 from dc_overview.frontends.cli import cli
+from tests.support.require import need_executable
 from tests.support.sshd import LoopbackSshd
 from tests.support.sshd import sshd_fixture  # noqa: F401  (the sshd fixture)
 
@@ -114,7 +115,7 @@ vastai:
     assert first.exit_code == 0, first.stdout + first.stderr
     assert "+ ssh key: changed - added the key 'lab'" in first.stderr
     assert "Checking workers" in first.stderr  # the progress bar
-    assert re.search(r"w1\s+ok\s+Debian", first.stdout) or re.search(r"w1\s+ok\s+", first.stdout)
+    assert re.search(r"^w1\s+ok\s+\S", first.stdout, re.M) and re.search(r"^w2\s+ok\s+\S", first.stdout, re.M)
     assert "Credentials (passwords are not printed; --show-passwords prints them):" in first.stdout
     password = (data / "secrets" / "grafana_admin_password").read_text().strip()
     admin_password = (data / "secrets" / "web_admin_password").read_text().strip()
@@ -172,11 +173,20 @@ class Terminal:
         os.write(self.master, keys.encode())
 
     def finish(self, timeout: float = 30) -> int:
-        try:
-            self.wait_for("\x00never", timeout=timeout) if self.process.poll() is None else None
-        except AssertionError:
-            pass
-        code = self.process.wait(timeout=timeout)
+        """Read the rest of the screen until the program exits; its exit status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            chunk = b""
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the program closed the terminal
+                    chunk = b""
+                self.screen += ANSI.sub("", chunk.decode(errors="replace"))
+            if not chunk and self.process.poll() is not None:
+                break
+        code = self.process.wait(timeout=5)
         os.close(self.master)
         return code
 
@@ -185,8 +195,7 @@ def test_interactive_worker_declined_at_the_end_changes_nothing(tmp_path: Path):
     data = tmp_path / "data"
     term = Terminal(data, {"DOCKER_HOST": NO_DOCKER})
     term.wait_for("Role of this machine")
-    assert "This host:" in term.screen and "Docker: installed but not usable" in term.screen \
-        or "Docker: not installed" in term.screen
+    assert "This host:" in term.screen and "Docker: " in term.screen
     term.type("worker\r")
     term.wait_for("Apply these answers now?")
     assert "exporters on this host: node_exporter :9100" in term.screen
@@ -209,16 +218,14 @@ def test_interactive_ctrl_c_stops_with_nothing_changed(tmp_path: Path):
 
 
 def test_interactive_master_without_docker_says_what_to_do(tmp_path: Path):
+    need_executable("dockerd", "apt-get install -y docker.io")  # installed, but its socket is not there
     data = tmp_path / "data"
     term = Terminal(data, {"DOCKER_HOST": NO_DOCKER})
     term.wait_for("Role of this machine")
     term.type("master\r")
     term.wait_for("nothing was changed")
-    code = term.finish()
+    assert term.finish() == 1
     screen = " ".join(term.screen.split())
-    if "Install Docker now?" in screen:  # a machine without the docker binaries is offered the install
-        assert code is not None
-    else:
-        assert "Docker is needed to run the monitoring stack on this host" in screen
-        assert "/nonexistent/dc-overview-test/docker.sock does not exist" in screen
-        assert code == 1
+    assert "Docker is needed to run the monitoring stack on this host" in screen
+    assert "/nonexistent/dc-overview-test/docker.sock does not exist" in screen
+    assert "Traceback" not in screen and not (data / "quickstart.yaml").exists()
