@@ -49,8 +49,8 @@ class _Problems:
     def __init__(self) -> None:
         self.items: list[tuple[str, str, str]] = []
 
-    def add(self, field: str, message: str, where: str = "answers") -> None:
-        self.items.append((where, field, message))
+    def add(self, field: str, message: str, hint: str | None = None, *, where: str = "answers") -> None:
+        self.items.append((where, field, message + (f" ({hint})" if hint else "")))
 
     def from_error(self, field: str, exc: errors.DcOverviewError) -> None:
         self.add(field, exc.message.split(": ", 1)[-1] + (f" ({exc.hint})" if exc.hint else ""))
@@ -63,7 +63,7 @@ async def plan_quickstart(deps: Deps, answers: QuickstartAnswers) -> QuickstartP
     notes: list[str] = []
     workers = _workers(answers, problems)
     material = _key_material(deps, answers, problems)
-    _check_worker_keys(deps, answers, workers, problems)
+    _check_workers(deps, answers, workers, problems)
     for field in ("exporters.node_exporter_binary", "exporters.gpu_exporter_artifact"):
         section, name = field.split(".")
         value = getattr(getattr(answers, section), name)
@@ -100,7 +100,7 @@ def _workers(answers: QuickstartAnswers, problems: _Problems) -> tuple[WorkerAns
             return tuple(workers)
         except errors.ImportProblem as exc:
             for where, field, message in exc.problems:
-                problems.add(field, message, where)
+                problems.add(field, message, where=where)
             return tuple(workers)
         for item in parsed:
             server = item.server
@@ -142,12 +142,23 @@ def _key_material(deps: Deps, answers: QuickstartAnswers, problems: _Problems) -
     return None
 
 
-def _check_worker_keys(deps: Deps, answers: QuickstartAnswers, workers: tuple[WorkerAnswer, ...],
-                       problems: _Problems) -> None:
+def _check_workers(deps: Deps, answers: QuickstartAnswers, workers: tuple[WorkerAnswer, ...],
+                   problems: _Problems) -> None:
+    """Each worker can be logged in to, and taking it into the fleet clashes with no other server."""
     coming = answers.ssh_key.name if answers.ssh_key else None
+    default_key = deps.storage.load_settings().get("default_ssh_key")
     for index, worker in enumerate(workers):
+        where = f"workers[{index}]"
         if worker.key and worker.key != coming and deps.storage.get_key(worker.key) is None:
-            problems.add(f"workers[{index}].key", f"the fleet has no SSH key named {worker.key!r}")
+            problems.add(f"{where}.key", f"the fleet has no SSH key named {worker.key!r}")
+        if not (worker.key or coming or default_key):
+            problems.add(where, f"no SSH key to log in to {worker.address} with",
+                         "give ssh_key (a path, or generate: yes) or this worker's key")
+        same_name = deps.storage.get_server(worker_name(worker))
+        same_address = deps.storage.find_server_by_address(worker.address)
+        if same_name is not None and same_address is not None and same_name.id != same_address.id:
+            problems.add(f"{where}.address", f"{worker.address} is the address of the fleet's server "
+                         f"{same_address.name!r}, not of {same_name.name!r}")
 
 
 def _ipmi_path(deps: Deps, answers: QuickstartAnswers, problems: _Problems, notes: list[str]) -> str | None:
@@ -195,5 +206,11 @@ def _local_server(deps: Deps, answers: QuickstartAnswers, problems: _Problems) -
     address = answers.host.address or next(iter(host.addresses()), None)
     if address is None:
         problems.add("host.address", "this host has no non-loopback address to be scraped at; give host.address")
+        return None
+    taken = deps.storage.get_server(name)
+    if taken is not None and taken.address != address and deps.storage.find_server_by_address(address) is None:
+        problems.add("host.name", f"the fleet's server {name!r} is at {taken.address}, not at this host's "
+                     f"{address}", f"give host.name another name, or if it is this host: "
+                     f"dc-overview servers update {name} --address {address}")
         return None
     return name, address

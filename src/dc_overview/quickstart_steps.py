@@ -141,15 +141,12 @@ async def ensure_workers(deps: Deps, workers: tuple[WorkerAnswer, ...], key: str
 
 
 async def ensure_local_server(deps: Deps, name: str, address: str) -> tuple[StepResult, Server]:
-    """This host (role both) as a fleet server, so Prometheus scrapes its exporters."""
+    """This host (role both) as a fleet server, so Prometheus scrapes its exporters
+    (the plan made sure ``name`` is not another server's)."""
     check_name(name)
     existing = deps.storage.find_server_by_address(address)
     if existing is not None:
         return StepResult("this host", "unchanged", f"in the fleet as {existing.name!r} ({address})"), existing
-    by_name = deps.storage.get_server(name)
-    if by_name is not None:
-        server = await inventory.update_server(deps, name, address=address)
-        return StepResult("this host", "changed", f"{name}: address {by_name.address} -> {address}"), server
     server = await inventory.add_server(deps, name, address)
     return StepResult("this host", "changed", f"added as {name!r} ({address})"), server
 

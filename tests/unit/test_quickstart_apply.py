@@ -193,9 +193,12 @@ async def test_a_key_file_whose_name_is_taken_by_another_key_is_refused(deps, tm
     await generate_key(deps, "fleet")
     other = tmp_path / "other_key"
     other.write_text("FAKE-PRIVATE another")
-    plan_error = pytest.raises(errors.AnswersInvalid, match="the fleet has another key named 'fleet'")
-    with plan_error:
+    with pytest.raises(errors.AnswersInvalid) as info:
         await plan_quickstart(deps, answers_from_mapping({"ssh_key": {"path": str(other)}}))
+    ((where, field, message),) = info.value.problems
+    assert (where, field) == ("answers", "ssh_key.name")
+    assert message.startswith("the fleet has another key named 'fleet' (SHA256:")
+    assert message.endswith("(give this one another name)")
 
 
 async def test_a_worker_installs_its_own_exporters_and_nothing_else(deps, node_binary):
@@ -261,3 +264,36 @@ async def test_a_worker_already_known_under_another_name_is_not_doubled(deps, no
     report = await run_quickstart(deps, master(node_binary))
     assert sorted(s.name for s in deps.storage.list_servers()) == ["gpu-02", "old-name"]
     assert {r.name for r in report.workers} == {"old-name", "gpu-02"}
+
+
+async def test_workers_without_any_key_or_clashing_with_the_fleet_are_refused(deps, node_binary):
+    from dc_overview.inventory import add_server
+
+    await add_server(deps, "gpu-01", "10.0.0.11")
+    await add_server(deps, "gpu-09", "10.0.0.19")
+    answers = answers_from_mapping({"role": "master", "workers": [
+        {"address": "10.0.0.12"},  # no key anywhere
+        {"name": "gpu-01", "address": "10.0.0.19", "key": "fleet"},  # gpu-09's address under gpu-01's name
+    ], "ssh_key": None})
+    before = snapshot(deps)
+    with pytest.raises(errors.AnswersInvalid) as info:
+        await plan_quickstart(deps, answers)
+    assert info.value.problems == [
+        ("answers", "workers[0]", "no SSH key to log in to 10.0.0.12 with (give ssh_key (a path, or generate: yes) "
+                                  "or this worker's key)"),
+        ("answers", "workers[1].key", "the fleet has no SSH key named 'fleet'"),
+        ("answers", "workers[1].address", "10.0.0.19 is the address of the fleet's server 'gpu-09', not of 'gpu-01'"),
+    ]
+    assert snapshot(deps) == before
+
+
+async def test_this_hosts_name_taken_by_another_server_is_refused_not_taken_over(deps, node_binary):
+    from dc_overview.inventory import add_server
+
+    await add_server(deps, "master-01", "10.0.0.50")
+    answers = answers_from_mapping({"role": "both", "exporters": {"node_exporter_binary": str(node_binary)}})
+    with pytest.raises(errors.AnswersInvalid) as info:
+        await plan_quickstart(deps, answers)
+    (problem,) = info.value.problems
+    assert problem[1] == "host.name" and "dc-overview servers update master-01 --address 192.0.2.10" in problem[2]
+    assert deps.storage.get_server("master-01").address == "10.0.0.50"
