@@ -4,7 +4,6 @@ nothing tied to an event loop; every failure becomes MetricsUnavailable."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
@@ -17,11 +16,11 @@ class PrometheusQuery:
     async def query(self, base_url: str, promql: str, *, timeout: float) -> list[Sample]:
         url = base_url.rstrip("/") + "/api/v1/query"
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-                async with session.get(url, params={"query": promql}) as response:
-                    text = await response.text(errors="replace")
-                    status = response.status
-        except asyncio.TimeoutError:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+                    session.get(url, params={"query": promql}) as response:
+                text = await response.text(errors="replace")
+                status = response.status
+        except TimeoutError:
             raise errors.MetricsUnavailable(f"Prometheus at {base_url} did not answer within {timeout:g} s") from None
         except (aiohttp.ClientError, ValueError, OSError) as exc:
             raise errors.MetricsUnavailable(f"Prometheus at {base_url} cannot be reached: {exc}") from None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import cattrs
 
@@ -30,11 +31,11 @@ def _converter() -> cattrs.Converter:
 
 
 def _when(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat() if moment else None
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class SqliteAccounts:

@@ -36,7 +36,8 @@ from .cli import Group, emit, json_option, pass_fleet
 def serve(fleet: Fleet, host: str, port: int | None, base_path: str, trusted: tuple[str, ...],
           prometheus_api: str | None, secure_cookies: bool | None) -> None:
     """Serve the web UI and the JSON API until Ctrl-C or SIGTERM."""
-    from .web_app import create_app, serve as run_server
+    from .web_app import create_app
+    from .web_app import serve as run_server
     from .web_context import WebConfig
 
     config = WebConfig(host=host, port=port or int(fleet.get_setting("dc_port")), base_path=base_path,

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import dc_overview
 from dc_overview import errors
 from dc_overview.credentials import SCRAPE_TOKEN
+from dc_overview.services import SELF
 
 from . import web_json as body_of
 from .web_auth import public
@@ -73,12 +74,12 @@ async def import_servers(request: web.Request) -> web.Response:
     return json_response(body_of.jsonable(report))
 
 
-@routes.get(r"/api/servers/{id}")
+@routes.get(r"/api/servers/{id:\d+}")
 async def show_server(request: web.Request) -> web.Response:
     return json_response(server_view(await fleet(request).server_by_id(path_id(request, "server"))))
 
 
-@routes.patch(r"/api/servers/{id}")
+@routes.patch(r"/api/servers/{id:\d+}")
 async def update_server(request: web.Request) -> web.Response:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     body = await body_of.json_body(request, EDIT_FIELDS)
@@ -101,7 +102,7 @@ async def update_server(request: web.Request) -> web.Response:
     return json_response(server_view(updated))
 
 
-@routes.delete(r"/api/servers/{id}")
+@routes.delete(r"/api/servers/{id:\d+}")
 async def remove_server(request: web.Request) -> web.Response:
     """Remove from the inventory (nothing changes on the server itself)."""
     server = await fleet(request).server_by_id(path_id(request, "server"))
@@ -127,17 +128,17 @@ async def _server_action(request: web.Request, action: str) -> web.Response:
     return _job_response(request, start_job(request, action, [server.name]))
 
 
-@routes.post(r"/api/servers/{id}/check")
+@routes.post(r"/api/servers/{id:\d+}/check")
 async def check_server(request: web.Request) -> web.Response:
     return await _server_action(request, "check")
 
 
-@routes.post(r"/api/servers/{id}/install-exporters")
+@routes.post(r"/api/servers/{id:\d+}/install-exporters")
 async def install_exporters(request: web.Request) -> web.Response:
     return await _server_action(request, "install-exporters")
 
 
-@routes.post(r"/api/servers/{id}/remove-exporters")
+@routes.post(r"/api/servers/{id:\d+}/remove-exporters")
 async def remove_exporters(request: web.Request) -> web.Response:
     return await _server_action(request, "remove-exporters")
 
@@ -271,7 +272,7 @@ async def add_key(request: web.Request) -> web.Response:
     return json_response(key_view(key), 201, {"Location": url(request, f"/api/ssh-keys/{key.id}")})
 
 
-@routes.delete(r"/api/ssh-keys/{id}")
+@routes.delete(r"/api/ssh-keys/{id:\d+}")
 async def remove_key(request: web.Request) -> web.Response:
     key = await fleet(request).key_by_id(path_id(request, "SSH key"))
     return json_response(key_view(await fleet(request).remove_key(key.name)))
@@ -280,12 +281,26 @@ async def remove_key(request: web.Request) -> web.Response:
 # -- the control node's services and the dashboard ------------------------------------------------------
 
 
+async def service_states(request: web.Request) -> dict[str, dict[str, Any]]:
+    """The stack's view of its services when this build has the stack (it
+    knows its containers' names), else the ContainerRuntime port's. This app
+    is answering, so it runs, whatever a container engine says."""
+    stack_view = getattr(fleet(request), "services_status", None)
+    if stack_view is not None:
+        states = {name: dict(state) for name, state in (await stack_view()).items()}
+    else:
+        states = {name: body_of.jsonable(state) for name, state in (await fleet(request).services()).items()}
+    this = states.get(SELF)
+    if this is not None and not this["running"]:
+        this.update(running=True, healthy=True)
+    return states
+
+
 @routes.get("/api/services")
 @public
 async def services(request: web.Request) -> web.Response:
     """For the proxy's landing page: every known service, running or not."""
-    states = await fleet(request).services()
-    return json_response({name: body_of.jsonable(state) for name, state in states.items()})
+    return json_response(await service_states(request))
 
 
 @routes.get("/api/overview")

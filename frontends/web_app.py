@@ -18,17 +18,36 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import AsyncIterator
 
 from aiohttp import web
 
 from dc_overview import AsyncFleet, errors
 
 from . import web_api, web_pages, web_settings
-from .web_auth import AuthState, CookieCodec, Handler, LoginThrottle, auth_middleware, write_cookie
-from .web_context import AUTH, CLIENT, CONFIG, FLEET, JOBS, METRICS, TEMPLATES, ClientInfo, WebConfig, is_api, normalize_prefix
+from .web_auth import (
+    AuthState,
+    CookieCodec,
+    Handler,
+    LoginThrottle,
+    auth_middleware,
+    write_cookie,
+)
+from .web_context import (
+    AUTH,
+    CLIENT,
+    CONFIG,
+    FLEET,
+    JOBS,
+    METRICS,
+    TEMPLATES,
+    ClientInfo,
+    WebConfig,
+    is_api,
+    normalize_prefix,
+)
 from .web_jobs import JobRunner
 from .web_json import json_response
 from .web_metrics import WebMetrics, metrics_middleware
@@ -66,7 +85,7 @@ def _trusted(config: WebConfig, address: str | None) -> bool:
     return any(ip in network for network in config.trusted_proxies)
 
 
-def client_info(config: WebConfig, peer: str | None, scheme: str, headers: "web.BaseRequest.headers") -> ClientInfo:
+def client_info(config: WebConfig, peer: str | None, scheme: str, headers: web.BaseRequest.headers) -> ClientInfo:
     """Forwarded headers count only from a trusted peer; the client address
     is the right-most X-Forwarded-For entry that is not itself a trusted proxy."""
     address, prefix = peer or "", config.base_path
@@ -197,7 +216,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[JOBS].close()
 
 
-async def serve(app: web.Application, host: str, port: int, *, ready: "asyncio.Event | None" = None) -> None:
+async def serve(app: web.Application, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then finish requests and stop jobs."""
     runner = web.AppRunner(app, access_log=logging.getLogger("dc_overview.web.access"))
     await runner.setup()

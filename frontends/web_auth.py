@@ -26,8 +26,9 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from http.cookies import SimpleCookie
-from typing import Any, Awaitable, Callable, Deque, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 import attrs
@@ -35,7 +36,18 @@ from aiohttp import web
 
 from dc_overview.accounts import SESSION_LIFETIME
 
-from .web_context import AUTH, CONFIG, COOKIE, COOKIE_OUT, IDENTITY, Identity, client, fleet, is_api, url
+from .web_context import (
+    AUTH,
+    CONFIG,
+    COOKIE,
+    COOKIE_OUT,
+    IDENTITY,
+    Identity,
+    client,
+    fleet,
+    is_api,
+    url,
+)
 
 COOKIE_NAME = "dc_overview_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -112,9 +124,9 @@ class LoginThrottle:
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self._clock = clock
-        self._failures: dict[str, Deque[float]] = {}
+        self._failures: dict[str, collections.deque[float]] = {}
 
-    def _recent(self, key: str, now: float) -> Deque[float]:
+    def _recent(self, key: str, now: float) -> collections.deque[float]:
         stamps = self._failures.get(key, collections.deque())
         while stamps and stamps[0] <= now - self.window:
             stamps.popleft()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 from aiohttp import web
@@ -100,10 +101,10 @@ class Identity:
 
 FLEET = web.AppKey("fleet", AsyncFleet)
 CONFIG = web.AppKey("config", WebConfig)
-JOBS: web.AppKey["JobRunner"] = web.AppKey("jobs")
-AUTH: web.AppKey["AuthState"] = web.AppKey("auth")
-TEMPLATES: web.AppKey["jinja2.Environment"] = web.AppKey("templates")
-METRICS: web.AppKey["WebMetrics"] = web.AppKey("metrics")
+JOBS: web.AppKey[JobRunner] = web.AppKey("jobs")
+AUTH: web.AppKey[AuthState] = web.AppKey("auth")
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
 
 # request keys (plain strings: aiohttp's request mapping)
 CLIENT = "dc_overview.client"

@@ -17,8 +17,9 @@ import asyncio
 import enum
 import logging
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -47,7 +48,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @attrs.define
@@ -97,7 +98,7 @@ class Job:
             return
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def progress(self, *args: Any, **kwargs: Any) -> _Done:
@@ -197,7 +198,7 @@ class JobRunner:
             raise
         except errors.DcOverviewError as exc:
             job.state, job.error = "failed", str(exc)
-        except Exception:  # noqa: BLE001 - a job never takes the app down; the log has the details
+        except Exception:
             log.exception("job %s (%s) failed", job.id, job.action)
             job.state, job.error = "failed", "internal error; the server log has the details"
         finally:
@@ -238,14 +239,27 @@ def job_view(job: Job, job_url: str) -> dict[str, Any]:
     for host in job.hosts.values():
         counts[host.state] = counts.get(host.state, 0) + 1
     done = sum(1 for h in job.hosts.values() if h.ok is not None or h.state != "pending")
+    failed = sum(1 for h in job.hosts.values() if h.ok is False)
     return {
         "id": job.id, "action": job.action, "title": job.title, "state": job.state, "finished": job.finished,
         "servers": job.servers, "user": job.user, "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None, "error": job.error,
-        "result": job.result, "counts": counts, "done": done, "total": len(job.hosts), "url": job_url,
+        "result": job.result, "counts": counts, "done": done, "total": len(job.hosts), "failed_hosts": failed,
+        "headline": _headline(job, done, failed), "url": job_url,
         "hosts": [
             {"host": h.host, "state": h.state, "ok": h.ok, "message": h.message,
              "updated_at": h.updated_at.isoformat()}
             for h in job.hosts.values()
         ],
     }
+
+
+def _headline(job: Job, done: int, failed: int) -> str:
+    """The job in a few words, as its badge shows it."""
+    if job.state == "running":
+        return f"running · {done} of {len(job.hosts)} done"
+    if job.state != "succeeded":
+        return job.state
+    if failed == 0:
+        return "all ok"
+    return f"{failed} of {len(job.hosts)} failed"

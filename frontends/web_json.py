@@ -5,7 +5,8 @@ API returns. Nothing here ever includes a private key or a secret."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 

@@ -11,7 +11,7 @@ inventory, taken at scrape time, and the latency of every request by route.
 from __future__ import annotations
 
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram

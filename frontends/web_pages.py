@@ -9,6 +9,7 @@ from aiohttp import web
 
 from dc_overview import errors
 from dc_overview.domain import check_port, parse_label
+from dc_overview.services import CATALOG, ServiceInfo
 
 from . import web_api
 from .web_auth import any_user, flash, log_in, log_out, login_limits, public
@@ -105,11 +106,14 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 @routes.get("/services")
 @public
 async def services_page(request: web.Request) -> web.StreamResponse:
-    from dc_overview.services import CATALOG
-
-    states = await fleet(request).services()
-    running = [(s, states[s.name]) for s in CATALOG if states[s.name].running]
-    missing = [(s, states[s.name]) for s in CATALOG if not states[s.name].running]
+    states = await web_api.service_states(request)
+    known = {s.name: s for s in CATALOG}
+    described = [(known.get(name) or ServiceInfo(name, name, int(state["port"]), None, "", "see the stack's docs"),
+                  state) for name, state in states.items()]
+    order = {name: i for i, name in enumerate(known)}
+    described.sort(key=lambda pair: order.get(pair[0].name, len(order)))
+    running = [(s, st) for s, st in described if st["running"]]
+    missing = [(s, st) for s, st in described if not st["running"]]
     return render(request, "services.html", active="services", running=running, missing=missing)
 
 
@@ -165,14 +169,14 @@ async def import_servers(request: web.Request) -> web.StreamResponse:
     raise redirect(request, "/servers")
 
 
-@routes.get(r"/servers/{id}")
+@routes.get(r"/servers/{id:\d+}")
 async def server_page(request: web.Request) -> web.StreamResponse:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     return render(request, "server.html", active="servers", server=server, keys=await fleet(request).keys(),
                   actions=ACTIONS)
 
 
-@routes.post(r"/servers/{id}")
+@routes.post(r"/servers/{id:\d+}")
 async def update_server(request: web.Request) -> web.StreamResponse:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     form = await form_fields(request)
@@ -190,7 +194,7 @@ async def update_server(request: web.Request) -> web.StreamResponse:
     raise redirect(request, f"/servers/{updated.id}")
 
 
-@routes.get(r"/servers/{id}/remove")
+@routes.get(r"/servers/{id:\d+}/remove")
 async def confirm_remove_server(request: web.Request) -> web.StreamResponse:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     return render(request, "confirm.html", active="servers", title=f"Remove {server.name}?",
@@ -199,7 +203,7 @@ async def confirm_remove_server(request: web.Request) -> web.StreamResponse:
                   action=f"/servers/{server.id}/remove", button="Remove server", back=f"/servers/{server.id}")
 
 
-@routes.post(r"/servers/{id}/remove")
+@routes.post(r"/servers/{id:\d+}/remove")
 async def remove_server(request: web.Request) -> web.StreamResponse:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     await fleet(request).remove_server(server.name)
@@ -207,7 +211,29 @@ async def remove_server(request: web.Request) -> web.StreamResponse:
     raise redirect(request, "/servers")
 
 
-@routes.post(r"/servers/{id}/jobs")
+@routes.get(r"/servers/{id:\d+}/trust")
+async def confirm_trust_host(request: web.Request) -> web.StreamResponse:
+    server = await fleet(request).server_by_id(path_id(request, "server"))
+    return render(request, "confirm.html", active="servers", title=f"Trust a new host key for {server.name}?",
+                  message="Do this only when you know the machine was reinstalled or its SSH host key was "
+                  "rotated: the pinned key is forgotten and the next connection trusts whatever key "
+                  f"{server.address} offers.",
+                  action=f"/servers/{server.id}/trust", button="Forget the pinned key", back=f"/servers/{server.id}")
+
+
+@routes.post(r"/servers/{id:\d+}/trust")
+async def trust_host(request: web.Request) -> web.StreamResponse:
+    server = await fleet(request).server_by_id(path_id(request, "server"))
+    forget = getattr(fleet(request), "trust_host", None)
+    if forget is None:
+        raise errors.OperationUnavailable("re-trusting host keys", "this build of dc-overview has no SSH client")
+    report = await forget(server.name)
+    was = getattr(report, "forgotten_fingerprint", None)
+    flash(request, f"Forgot the host key of {server.name}{f' ({was})' if was else ''}; the next connection pins anew.")
+    raise redirect(request, f"/servers/{server.id}")
+
+
+@routes.post(r"/servers/{id:\d+}/jobs")
 async def server_job(request: web.Request) -> web.StreamResponse:
     server = await fleet(request).server_by_id(path_id(request, "server"))
     form = await form_fields(request)

@@ -25,10 +25,17 @@ INTEGRATIONS = (
 )
 
 
+SECRET_SHORT = {"vastai_api_key": "Vast.ai API key", "runpod_api_key": "RunPod API key",
+                "scrape_token": "Scrape token"}
+SECRET_ABOUT = {"vastai_api_key": "Used by the vastai-exporter.", "runpod_api_key": "Used by the runpod-exporter.",
+                "scrape_token": "When set, Prometheus must send it for targets.json and /metrics."}
+
+
 async def _general(request: web.Request, status: int = 200, **context: object) -> web.Response:
     return render(request, "settings.html", status, active="settings", tab="general",
                   settings=await fleet(request).settings(), integrations=INTEGRATIONS,
-                  secrets=await fleet(request).secret_status(), secret_titles=SECRETS, **context)
+                  secrets=await fleet(request).secret_status(), secret_titles=SECRETS,
+                  secret_short=SECRET_SHORT, secret_about=SECRET_ABOUT, **context)
 
 
 @routes.get("/settings")
@@ -64,10 +71,10 @@ async def save_secret(request: web.Request) -> web.StreamResponse:
             return await _general(request, new_scrape_token=token)
         if op == "clear":
             await fleet(request).clear_secret(name)
-            flash(request, f"Cleared {SECRETS.get(name, name)}.")
+            flash(request, f"Cleared the {SECRET_SHORT.get(name, name)}.")
         elif op == "set":
             await fleet(request).set_secret(name, form.get("value", ""))
-            flash(request, f"Saved {SECRETS.get(name, name)}.")
+            flash(request, f"Saved the {SECRET_SHORT.get(name, name)}.")
         else:
             raise errors.InvalidInput("op", f"{op!r} is not set, clear or generate")
     except errors.InvalidInput as exc:
@@ -125,7 +132,7 @@ async def upload_key(request: web.Request) -> web.StreamResponse:
     raise redirect(request, "/settings/keys")
 
 
-@routes.get(r"/settings/keys/{id}/remove")
+@routes.get(r"/settings/keys/{id:\d+}/remove")
 async def confirm_remove_key(request: web.Request) -> web.StreamResponse:
     key = await fleet(request).key_by_id(path_id(request, "SSH key"))
     return render(request, "confirm.html", active="settings", title=f"Delete SSH key {key.name}?",
@@ -134,7 +141,7 @@ async def confirm_remove_key(request: web.Request) -> web.StreamResponse:
                   action=f"/settings/keys/{key.id}/remove", button="Delete key", back="/settings/keys")
 
 
-@routes.post(r"/settings/keys/{id}/remove")
+@routes.post(r"/settings/keys/{id:\d+}/remove")
 async def remove_key(request: web.Request) -> web.StreamResponse:
     key = await fleet(request).key_by_id(path_id(request, "SSH key"))
     try:
@@ -257,7 +264,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     return await _account(request, 201, new_token=made.secret, new_token_label=made.token.label)
 
 
-@routes.post(r"/settings/tokens/{id}/revoke")
+@routes.post(r"/settings/tokens/{id:\d+}/revoke")
 @any_user
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     who = identity(request).user

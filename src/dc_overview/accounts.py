@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 import attrs
 
 from . import errors
-from .identity import ApiToken, LoginSession, Role, User, check_password, check_role, check_token_label, check_username
+from .identity import (
+    ApiToken,
+    LoginSession,
+    Role,
+    User,
+    check_password,
+    check_role,
+    check_token_label,
+    check_username,
+)
 from .passwords import ScryptHasher, new_secret, token_hash
 from .ports import AccountStore, Deps, PasswordHasher
 

@@ -45,7 +45,7 @@ def check_password(value: object, field: str = "password") -> str:
     if len(value) < MIN_PASSWORD:
         raise errors.InvalidInput(field, f"is too short ({len(value)} characters)", f"use at least {MIN_PASSWORD}")
     if len(value) > MAX_PASSWORD:
-        raise errors.InvalidInput(field, f"is too long", f"use at most {MAX_PASSWORD} characters")
+        raise errors.InvalidInput(field, "is too long", f"use at most {MAX_PASSWORD} characters")
     if not value.isprintable():
         raise errors.InvalidInput(field, "contains control characters")
     return value

@@ -15,8 +15,8 @@ or scrape has seen it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 import attrs
 
@@ -28,11 +28,13 @@ TEMP_WARN = 80.0
 TEMP_CRITICAL = 90.0
 QUERY_TIMEOUT = 3.0
 
+# A GPU may be reported by two exporters (dc-exporter and dcgm-exporter):
+# utilisation and the count are over distinct (server, gpu) pairs.
 QUERIES = {
     "up": 'up{server!=""}',
     "temp": 'max by (server) (DCGM_FI_DEV_GPU_TEMP{server!=""})',
-    "util": 'avg by (server) (DCGM_FI_DEV_GPU_UTIL{server!=""})',
-    "gpus": 'count by (server) (DCGM_FI_DEV_GPU_TEMP{server!=""})',
+    "util": 'avg by (server) (max by (server, gpu) (DCGM_FI_DEV_GPU_UTIL{server!=""}))',
+    "gpus": 'count by (server) (max by (server, gpu) (DCGM_FI_DEV_GPU_TEMP{server!=""}))',
 }
 
 
@@ -110,8 +112,9 @@ async def fleet_overview(deps: Deps, prometheus_api: str | None = None) -> Overv
         servers_unknown=len(tiles) - online - offline,
         gpus_total=sum(t.gpu_count or 0 for t in tiles),
         exporters_installed=sum(t.exporters_installed for t in tiles),
-        exporters_up=sum(metrics.up.values()) if state.reachable else None,
-        exporters_down=sum(metrics.down.values()) if state.reachable else None,
+        # of this inventory's servers only: Prometheus may scrape others too
+        exporters_up=sum(t.exporters_up or 0 for t in tiles) if state.reachable else None,
+        exporters_down=sum(t.exporters_down or 0 for t in tiles) if state.reachable else None,
         prometheus=state,
         tiles=tiles,
         generated_at=deps.clock.now(),
@@ -185,7 +188,7 @@ def _health(
         return ("warn" if scraped and reachable else "critical"), "SSH login refused"
     if reachable is False:
         if scraped:
-            return "critical", "no exporter answers Prometheus"
+            return "critical", "exporters down"
         return "critical", "check failed" if status is ServerStatus.ERROR else "offline"
     if temp is not None and temp >= TEMP_CRITICAL:
         return "critical", f"GPU at {temp:.0f} °C"

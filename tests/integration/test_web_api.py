@@ -314,7 +314,8 @@ async def test_a_check_runs_as_a_job_with_per_host_progress(web):
     assert started.headers["Location"] == job["url"] == f"/api/jobs/{job['id']}"
     assert (job["action"], job["servers"], job["user"], job["total"]) == ("check", ["gpu-01"], "admin", 1)
     done = await wait_finished(web, job["url"])
-    assert done["state"] == "succeeded" and done["done"] == 1
+    assert done["state"] == "succeeded" and done["done"] == 1 and done["failed_hosts"] == 1
+    assert done["headline"] == "1 of 1 failed"
     host = done["hosts"][0]
     assert host["host"] == "gpu-01" and host["ok"] is False and host["state"] != "pending" and host["message"]
     listed = await (await web.client.get("/api/jobs", headers=web.viewer)).json()
@@ -365,6 +366,7 @@ class FleetWithoutSsh(AsyncFleet):
 
 async def test_operations_a_build_lacks_are_501_and_do_nothing(aiohttp_client, tmp_path):
     from dc_overview.frontends.web_app import create_app
+
     from tests.support.web import open_fleet
 
     plain = open_fleet(tmp_path)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import CookieJar
-from yarl import URL
-
 from dc_overview.frontends.web_app import create_app
 from dc_overview.frontends.web_auth import COOKIE_NAME
 from dc_overview.frontends.web_context import WebConfig
+from yarl import URL
+
 from tests.support.web import PASSWORD, Web, alerts, links, make_web, open_fleet
 
 pytestmark = pytest.mark.integration
@@ -170,12 +170,12 @@ async def test_any_user_manages_their_own_tokens_and_password(web):
     assert secret.startswith("dco_")
     assert (await web.client.get("/api/servers", headers=Web.bearer(secret))).status == 200
     assert secret not in await (await web.client.get("/settings/account")).text()  # shown once only
-    token = [t for t in await web.fleet.tokens("viewer") if t.label == "grafana"][0]
+    token = next(t for t in await web.fleet.tokens("viewer") if t.label == "grafana")
     revoked = await web.post_form(f"/settings/tokens/{token.id}/revoke", {})
     assert revoked.status == 200 and "Revoked" in " ".join(alerts(await revoked.text()))
     assert (await web.client.get("/api/servers", headers=Web.bearer(secret))).status == 401
 
-    admins = [t for t in await web.fleet.tokens("admin")][0]
+    admins = next(iter(await web.fleet.tokens("admin")))
     other = await web.post_form(f"/settings/tokens/{admins.id}/revoke", {})
     assert other.status == 404  # not the viewer's token
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from dc_overview.frontends.web_app import create_app
+
 from tests.support.web import open_fleet
 
 ROOT = Path(__file__).resolve().parents[2]

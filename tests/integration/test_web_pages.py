@@ -5,6 +5,7 @@ a one-time message. Nothing shown ever contains a private key or a secret."""
 from __future__ import annotations
 
 import asyncssh
+import attrs
 import pytest
 
 from tests.support.web import PASSWORD, alerts, make_web
@@ -108,7 +109,7 @@ async def test_integration_links_and_write_only_secrets(web):
     secret = "vast-key-1234567890abcdef"
     saved = await web.post_form("/settings/secrets", {"name": "vastai_api_key", "op": "set", "value": secret})
     text = await saved.text()
-    assert "Saved Vast.ai API key" in text and secret not in text
+    assert "Saved the Vast.ai API key" in text and secret not in text
     assert secret not in await (await web.client.get("/settings")).text()
     path = web.fleet.data_dir / "secrets" / "vastai_api_key"
     assert path.read_text().strip() == secret and path.stat().st_mode & 0o777 == 0o600
@@ -207,3 +208,17 @@ async def test_error_pages_and_static_files(web):
     for name in ("app.js", "favicon.svg"):
         assert (await web.client.get(f"/static/{name}")).status == 200
     assert (await web.client.get("/static/../pyproject.toml")).status in (403, 404)
+
+
+async def test_a_pinned_host_key_is_forgotten_only_after_confirmation(web):
+    server = await web.fleet.add_server("gpu-01", "10.0.0.11")
+    pinned = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    web.fleet.deps.storage.update_server(attrs.evolve(server, host_key=pinned))  # as a first connection pins it
+    page = await (await web.client.get(f"/servers/{server.id}")).text()
+    assert "ssh-ed25519 (pinned)" in page and f"/servers/{server.id}/trust" in page
+    confirm = await (await web.client.get(f"/servers/{server.id}/trust")).text()
+    assert "Trust a new host key for gpu-01?" in confirm
+    assert (await web.fleet.server("gpu-01")).host_key == pinned
+    done = await web.post_form(f"/servers/{server.id}/trust", {})
+    assert done.url.path == f"/servers/{server.id}" and "Forgot the host key of gpu-01" in " ".join(alerts(await done.text()))
+    assert (await web.fleet.server("gpu-01")).host_key is None

@@ -12,10 +12,10 @@ from typing import Any
 
 import attrs
 from aiohttp.test_utils import TestClient
-
-import dc_overview
 from dc_overview.frontends.web_app import create_app
 from dc_overview.frontends.web_context import WebConfig
+
+import dc_overview
 from dc_overview.passwords import ScryptHasher
 
 CHEAP = ScryptHasher(n=2**10, r=8, p=1)
@@ -80,7 +80,7 @@ async def make_web(aiohttp_client, data_dir: Path, config: WebConfig | None = No
 
 def alerts(page: str) -> list[str]:
     """The texts of the page's alert boxes."""
-    found = re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', page, re.S)
+    found = re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', page, re.DOTALL)
     return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", f)).split()) for f in found]
 
 

@@ -57,7 +57,8 @@ async def test_prometheus_adds_live_health_temperatures_and_utilisation():
     up = [Sample({"server": "hot", "exporter": "node_exporter"}, 1), Sample({"server": "hot", "exporter": "gpu_exporter"}, 1),
           Sample({"server": "half", "exporter": "node_exporter"}, 1), Sample({"server": "half", "exporter": "gpu_exporter"}, 0),
           Sample({"server": "dead", "exporter": "node_exporter"}, 0),
-          Sample({"server": "warm", "exporter": "node_exporter"}, 1)]
+          Sample({"server": "warm", "exporter": "node_exporter"}, 1),
+          Sample({"server": "not-ours", "exporter": "node_exporter"}, 1)]  # Prometheus scrapes more than the inventory
     metrics = FakeMetrics({
         overview.QUERIES["up"]: up,
         overview.QUERIES["temp"]: samples(hot=93.0, warm=81.5, half=60.0),
@@ -76,7 +77,7 @@ async def test_prometheus_adds_live_health_temperatures_and_utilisation():
     assert (tiles["hot"].max_gpu_temp, tiles["hot"].avg_gpu_util, tiles["hot"].gpu_count) == (93.0, 99.5, 8)
     assert (tiles["warm"].health, tiles["warm"].reason) == ("warn", "GPU at 82 °C")  # Prometheus beats the old check
     assert (tiles["half"].health, tiles["half"].reason) == ("warn", "1 exporter down")
-    assert (tiles["dead"].health, tiles["dead"].reason) == ("critical", "no exporter answers Prometheus")
+    assert (tiles["dead"].health, tiles["dead"].reason) == ("critical", "exporters down")
     assert (tiles["quiet"].health, tiles["quiet"].exporters_up) == ("ok", 0)  # not scraped: the check decides
     assert found.prometheus.reachable and found.prometheus.url == PROM
     assert (found.exporters_up, found.exporters_down) == (4, 2)

@@ -58,8 +58,13 @@
       ["servers_total", "servers_online", "servers_offline", "servers_unknown", "gpus_total"].forEach(function (k) { set(k, o[k]); });
       var exporters = root.querySelector('[data-stat="exporters"]');
       if (exporters) {
-        exporters.textContent = o.exporters_up === null ? "–" : o.exporters_up;
-        exporters.appendChild(el("small", null, " / " + o.exporters_installed + " installed"));
+        if (o.exporters_up === null) {
+          exporters.textContent = "–";
+          exporters.appendChild(el("small", null, " " + o.exporters_installed + " installed"));
+        } else {
+          exporters.textContent = o.exporters_up;
+          exporters.appendChild(el("small", null, " of " + (o.exporters_up + o.exporters_down) + " scraped"));
+        }
       }
       var problem = root.querySelector("[data-prometheus-problem]");
       if (problem) {
@@ -102,8 +107,8 @@
     var source = null, polling = null;
 
     function apply(j) {
-      stateNode.textContent = j.state;
-      stateNode.className = "badge job-" + j.state;
+      stateNode.textContent = j.headline;
+      stateNode.className = "badge job-" + j.state + (j.failed_hosts ? " job-partial" : "");
       var rows = document.createDocumentFragment();
       j.hosts.forEach(function (h) {
         var tr = el("tr");
