@@ -112,7 +112,7 @@ async def run_quickstart(deps: Deps, answers: QuickstartAnswers, *, progress: Qu
         if answers.stack.start:
             stack = await _stack(deps, progress, done)
     workers = await _workers(deps, plan, names, progress, done) if names else []
-    done(_save_answers(deps, answers))
+    done(_save_answers(deps, answers, plan))
     return await _report(deps, plan, steps, workers, local, stack, show_passwords)
 
 
@@ -183,12 +183,15 @@ def _install_options(answers: QuickstartAnswers) -> InstallOptions:
     )
 
 
-def _save_answers(deps: Deps, answers: QuickstartAnswers) -> StepResult:
+def _save_answers(deps: Deps, answers: QuickstartAnswers, plan: QuickstartPlan) -> StepResult:
     """Keep the answers for the next run, as they now stand: a key that was
-    added or made is simply the fleet's key by name; no secrets."""
+    added or made is simply the fleet's key by name, the workers of a workers
+    file are listed (the file may be gone by then); no secrets."""
     stored = frozenset(deps.secrets.names()) if deps.secrets is not None else frozenset()
     kept = attrs.evolve(
         answers,
+        workers=plan.workers if answers.master else answers.workers,
+        workers_file=None if answers.master else answers.workers_file,
         ssh_key=attrs.evolve(answers.ssh_key, path=None, generate=False) if answers.ssh_key else None,
         vastai=attrs.evolve(answers.vastai, enabled=provider_enabled(answers.vastai, VASTAI_KEY in stored)),
         runpod=attrs.evolve(answers.runpod, enabled=provider_enabled(answers.runpod, RUNPOD_KEY in stored)),

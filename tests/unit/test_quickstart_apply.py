@@ -297,3 +297,16 @@ async def test_this_hosts_name_taken_by_another_server_is_refused_not_taken_over
     (problem,) = info.value.problems
     assert problem[1] == "host.name" and "dc-overview servers update master-01 --address 192.0.2.10" in problem[2]
     assert deps.storage.get_server("master-01").address == "10.0.0.50"
+
+
+async def test_workers_from_a_file_are_kept_by_name_so_the_file_may_go(deps, node_binary, tmp_path):
+    listed = tmp_path / "workers.csv"
+    listed.write_text("name,ip\ngpu-01,10.0.0.11\ngpu-02,10.0.0.12\n")
+    answers = master(node_binary, workers=[], workers_file=str(listed))
+    first = await run_quickstart(deps, answers)
+    assert [(r.name, r.result) for r in first.workers] == [("gpu-01", "changed"), ("gpu-02", "changed")]
+    listed.unlink()
+    kept = parse_answers(deps.storage.files[ANSWERS_FILE], check_paths=False)
+    assert kept.workers_file is None and [w.name for w in kept.workers] == ["gpu-01", "gpu-02"]
+    again = await run_quickstart(deps, kept)
+    assert not again.changed
