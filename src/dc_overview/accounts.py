@@ -6,7 +6,10 @@ thread so that a login never stalls the event loop."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import attrs
 
@@ -50,6 +53,7 @@ def _store(deps: Deps) -> AccountStore:
     return deps.accounts
 
 
+T = TypeVar("T")
 _DEFAULT_HASHER = ScryptHasher()
 
 
@@ -57,8 +61,21 @@ def _hasher(deps: Deps) -> PasswordHasher:
     return deps.passwords or _DEFAULT_HASHER
 
 
+_KDF_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+async def _in_kdf_pool(work: Callable[..., T], *args: object) -> T:
+    """Password hashing on two threads of its own, whatever arrives: each hash
+    takes ~32 MiB and a core, and a burst of logins must neither exhaust
+    memory nor take the threads the rest of the app uses (DNS lookups)."""
+    global _KDF_POOL
+    if _KDF_POOL is None:
+        _KDF_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="kdf")
+    return await asyncio.get_running_loop().run_in_executor(_KDF_POOL, work, *args)
+
+
 async def _hash(deps: Deps, password: str) -> str:
-    return await asyncio.to_thread(_hasher(deps).hash, password)
+    return await _in_kdf_pool(_hasher(deps).hash, password)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -147,7 +164,7 @@ async def authenticate(deps: Deps, name: str, password: str) -> User:
     user = store.get_user(name) if isinstance(name, str) and name else None
     hasher = _hasher(deps)
     stored = user.password_hash if user else hasher.dummy
-    matches = await asyncio.to_thread(hasher.verify, password if isinstance(password, str) else "", stored)
+    matches = await _in_kdf_pool(hasher.verify, password if isinstance(password, str) else "", stored)
     if user is None or not matches:
         raise errors.AuthenticationFailed()
     if hasher.needs_rehash(user.password_hash):

@@ -21,8 +21,8 @@ N, R, P = 2**15, 8, 3
 SALT_BYTES = 16
 HASH_BYTES = 32
 _MAXMEM = 256 * 1024 * 1024
-# At most two hashes at once, whatever arrives: each takes ~32 MiB and a core,
-# so a burst of logins cannot exhaust memory or starve the rest of the app.
+# At most two hashes at once in this process, whoever calls: each takes
+# ~32 MiB and a core (the use cases also run them on two threads of their own).
 _KDF_SLOTS = threading.BoundedSemaphore(2)
 
 

@@ -4,6 +4,9 @@ real forms and a real SQLite data dir."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from aiohttp import CookieJar
 from dc_overview.frontends.web_app import create_app
@@ -231,4 +234,30 @@ async def test_the_throttle_tracks_failures_by_client_address_behind_a_proxy(aio
     elsewhere = await web.client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf_token": token},
                                       headers={"X-Forwarded-For": "198.51.100.8"}, allow_redirects=False)
     assert elsewhere.status == 303
+    await web.fleet.close()
+
+
+async def test_a_burst_of_logins_queues_for_the_kdf_while_the_app_keeps_answering(aiohttp_client, tmp_path):
+    from dc_overview.passwords import ScryptHasher
+
+    web = await make_web(aiohttp_client, tmp_path, WebConfig(trusted_proxies=("127.0.0.1",)),
+                         passwords=ScryptHasher())  # the real cost
+    token = await web.csrf("/login")
+
+    async def attempt(n: int) -> int:
+        response = await web.client.post("/login", data={"name": f"user{n}", "password": "wrong wrong",
+                                                         "csrf_token": token},
+                                         headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        return response.status
+
+    started = time.monotonic()
+    burst = asyncio.gather(*(attempt(n) for n in range(6)))
+    await asyncio.sleep(0.05)
+    health_started = time.monotonic()
+    health = await web.client.get("/api/health")
+    health_seconds = time.monotonic() - health_started
+    statuses = await burst
+    print(f"6 logins at the real scrypt cost took {time.monotonic() - started:.2f} s; "
+          f"/api/health answered in {health_seconds * 1000:.0f} ms meanwhile")
+    assert health.status == 200 and statuses == [401] * 6
     await web.fleet.close()
