@@ -76,7 +76,7 @@ def test_docker_absent_is_one_line_and_nothing_changes(installed: Path):
 
 def test_check_shows_what_would_be_done_and_changes_nothing(installed: Path, tmp_path: Path):
     answers = tmp_path / "answers.yaml"
-    answers.write_text("role: master\nstack:\n  start: no\nworkers:\n  - address: 10.0.0.12\n")
+    answers.write_text("role: master\nstack:\n  start: no\nssh_key:\n  generate: yes\nworkers:\n  - address: 10.0.0.12\n")
     before = snapshot(installed)
     result = invoke(installed, "--config", str(answers), "--check")
     assert result.exit_code == 0, result.stderr
