@@ -195,8 +195,8 @@ def test_a_replacement_that_cannot_start_is_rolled_back(lab):
 def test_secrets_reach_prometheus_as_files_inside_the_container_only(lab, tmp_path):
     # an endpoint that answers at once (404), so that dropping the queue on reload is quick
     lab.fleet.set_stack_option("remote_write_url", "http://localhost:9090/prometheus/api/v1/write")
+    lab.fleet.set_stack_secret("remote_write_password", "rw-S3CRET")  # before the user name that needs it
     lab.fleet.set_stack_option("remote_write_username", "fleet")
-    lab.fleet.set_stack_secret("remote_write_password", "rw-S3CRET")
     try:
         report, _ = lab.apply()
         assert {c.service: c.action for c in report.changes}["prometheus"] == "recreated"  # a new secret file
