@@ -1,8 +1,9 @@
 """Prometheus targets for the fleet, in the file_sd / http_sd JSON shape:
 ``[{"targets": ["host:port"], "labels": {...}}]``.
 
-Every server gets a node_exporter target (9100) and, unless a check found
-no GPU, a GPU exporter target (9835). An exporter that was explicitly
+Every server gets a node_exporter target (9100) and a GPU exporter target
+(9835) unless a check found no GPU and no GPU exporter is installed (a lab
+worker may run it with simulated GPUs). An exporter that was explicitly
 disabled is left out. Labels: ``job`` (one per exporter), ``server`` (the
 server's name), ``exporter``, and the server's own labels.
 """
@@ -28,7 +29,8 @@ def build_targets(servers: Iterable[Server]) -> list[dict]:
     groups: list[dict] = []
     for server in sorted(servers, key=lambda s: s.name):
         for exporter, port in EXPORTER_PORTS.items():
-            if exporter == GPU_EXPORTER and not server.may_have_gpu:
+            installed = server.exporter(exporter).installed
+            if exporter == GPU_EXPORTER and not (server.may_have_gpu or installed):
                 continue
             if not server.exporter(exporter).enabled:
                 continue

@@ -57,6 +57,7 @@ def test_targets_shape_and_gpu_rules():
         Server(name="b", address="10.0.0.2", gpu_count=0, labels={"rack": "r2"}),
         Server(name="a", address="2001:db8::1"),
         Server(name="c", address="10.0.0.3", exporters={GPU_EXPORTER: ExporterState(enabled=False)}),
+        Server(name="d", address="10.0.0.4", gpu_count=0, exporters={GPU_EXPORTER: ExporterState(installed=True)}),
     ]
     groups = build_targets(servers)
     assert groups == [
@@ -64,6 +65,8 @@ def test_targets_shape_and_gpu_rules():
         {"targets": ["[2001:db8::1]:9835"], "labels": {"job": "gpu", "server": "a", "exporter": "gpu_exporter"}},
         {"targets": ["10.0.0.2:9100"], "labels": {"rack": "r2", "job": "node", "server": "b", "exporter": "node_exporter"}},
         {"targets": ["10.0.0.3:9100"], "labels": {"job": "node", "server": "c", "exporter": "node_exporter"}},
+        {"targets": ["10.0.0.4:9100"], "labels": {"job": "node", "server": "d", "exporter": "node_exporter"}},
+        {"targets": ["10.0.0.4:9835"], "labels": {"job": "gpu", "server": "d", "exporter": "gpu_exporter"}},
     ]
     assert build_targets([]) == []
 
