@@ -328,7 +328,7 @@ def build_stack(options: StackOptions, secrets: frozenset[str] = frozenset(), *,
                 "DC_OVERVIEW_HOST": "0.0.0.0",
                 "DC_OVERVIEW_PORT": str(options.app_port),
                 "DC_OVERVIEW_BASE_PATH": "/dc",
-                "DC_OVERVIEW_PROMETHEUS_URL": f"http://prometheus:9090{PROMETHEUS_PREFIX}",
+                "DC_OVERVIEW_PROMETHEUS_API": f"http://prometheus:9090{PROMETHEUS_PREFIX}",
             },
             network_env="DC_OVERVIEW_TRUSTED_PROXIES",  # the proxy's X-Forwarded-* headers are believed
             mounts=(Mount(".", "/data"),),  # read-write: the app changes the inventory and configs
