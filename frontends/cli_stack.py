@@ -179,7 +179,7 @@ def stack_set(fleet: Fleet, name: str, value: str) -> None:
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from stdin instead of a prompt.")
 @pass_fleet
 def stack_secret(fleet: Fleet, name: str, from_stdin: bool) -> None:
-    """Set a secret of the stack (grafana_admin_password, remote_write_password).
+    """Set a secret of the stack (grafana_admin_password, remote_write_password, alert_webhook_token, smtp_password).
 
     The value is asked for without echo and never shown again.
     """

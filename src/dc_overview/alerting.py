@@ -110,6 +110,17 @@ class AlertRouting:
         return tuple(name for name, on in (("webhook", self.webhook_url), ("email", self.email_to)) if on)
 
 
+def check_routing_value(field: str, value: object) -> object:
+    """One field of ``AlertRouting`` checked on its own (its form, not how it
+    goes with the others), converted as the field converts it. Raises
+    InvalidAlerting naming ``field``."""
+    attribute = attrs.fields_dict(AlertRouting)[field]
+    converted = attribute.converter(value) if attribute.converter is not None else value  # type: ignore[operator,misc]
+    if attribute.validator is not None:
+        attribute.validator(None, attribute, converted)  # type: ignore[arg-type]
+    return converted
+
+
 def render_alertmanager_config(routing: AlertRouting) -> str:
     """Alertmanager's configuration (YAML) for ``routing``: one receiver for
     the whole fleet, alerts grouped per alert and server, critical ones
@@ -123,4 +134,4 @@ def alert_rules() -> str:
     return importlib.resources.files("dc_overview.templates").joinpath("rules", RULES_FILE).read_text()
 
 
-__all__ = ["AlertRouting", "RULES_FILE", "alert_rules", "render_alertmanager_config"]
+__all__ = ["AlertRouting", "RULES_FILE", "alert_rules", "check_routing_value", "render_alertmanager_config"]

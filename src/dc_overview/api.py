@@ -279,7 +279,8 @@ class AsyncFleet:
         return await stack_options.current_spec(self.deps)
 
     async def render_stack(self) -> list[str]:
-        """Write the stack's config files under ``<data>/stack``; their data-relative paths."""
+        """Write the stack's config files (under ``<data>/stack``; the alert rules under
+        ``<data>/prometheus/rules``); their data-relative paths."""
         return sorted(await stack_apply.render_stack_files(self.deps))
 
     async def stack_compose(self) -> str:

@@ -1,7 +1,7 @@
 """The monitoring stack on the control node, described once.
 
-``StackOptions`` are the operator's choices (stored as ``stack.<name>``
-settings); ``build_stack(options)`` turns them into a ``StackSpec``: every
+``StackOptions`` (``stack_choices``) are the operator's choices (stored as
+``stack.<name>`` settings); ``build_stack(options)`` turns them into a ``StackSpec``: every
 service with its image, ports, volumes, environment, health check and route.
 That description is the single source of truth: the config files, the
 containers and the ``docker-compose.yml`` export are all made from it.
@@ -10,20 +10,20 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from typing import Any, Mapping
+from typing import Mapping
 
 import attrs
 
 from . import errors
-from .domain import check_address, check_port
+from .alerting import RULES_FILE, AlertRouting
 from .ports import HealthCheck, Mount, PortBinding, ServiceRoute
+from .stack_choices import STACK_OPTION_NAMES, StackOptions, change_option  # noqa: F401 (known here too)
 
 # The names other products know these containers by (cryptolabs-proxy's /api/services).
 PROXY, APP, PROMETHEUS, GRAFANA = "cryptolabs-proxy", "dc-overview", "prometheus", "grafana"
 WATCHTOWER, VASTAI, RUNPOD, IPMI_MONITOR = "watchtower", "vastai-exporter", "runpod-exporter", "ipmi-monitor"
-IPMI_MONITOR_PORT = 5000
+ALERTMANAGER = "alertmanager"
+IPMI_MONITOR_PORT, ALERTMANAGER_PORT = 5000, 9093
 
 # Where things live, relative to the data dir (bind-mounted as directories, never
 # single files: an atomic rename would leave a mounted file behind).
@@ -33,6 +33,7 @@ PROMETHEUS_TARGETS_DIR = "prometheus/targets"  # targets.TARGETS_FILE lives here
 PROMETHEUS_RULES_DIR = "prometheus/rules"  # alert/recording rules, *.yml
 PROXY_DIR = "stack/proxy"
 GRAFANA_DIR = "stack/grafana"
+ALERTMANAGER_DIR = "stack/alertmanager"  # alertmanager.yml (0600: it holds the webhook URL, SMTP details)
 
 # ... and inside the containers.
 PROMETHEUS_PREFIX = "/prometheus"
@@ -42,151 +43,13 @@ SECRETS_DIR = "/run/secrets"
 # Secrets (SecretStore names); credentials.py owns the first three.
 VASTAI_KEY, RUNPOD_KEY, SCRAPE_TOKEN = "vastai_api_key", "runpod_api_key", "scrape_token"
 GRAFANA_PASSWORD, REMOTE_WRITE_PASSWORD = "grafana_admin_password", "remote_write_password"
-STACK_SECRETS = (GRAFANA_PASSWORD, REMOTE_WRITE_PASSWORD)
+ALERT_WEBHOOK_TOKEN, SMTP_PASSWORD = "alert_webhook_token", "smtp_password"  # read by Alertmanager from files
+STACK_SECRETS = (GRAFANA_PASSWORD, REMOTE_WRITE_PASSWORD, ALERT_WEBHOOK_TOKEN, SMTP_PASSWORD)
 
 LABEL = "io.cryptolabs.dc-overview"
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
-_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
-_URL = re.compile(r"^https?://[^\s\"'\\]+$")
-
-
-# -- validators -----------------------------------------------------------------
-
-
 def _fail(field: str, message: str, hint: str | None = None) -> None:
     raise errors.InvalidStackOption(field, message, hint)
-
-
-def _choice(*allowed: str):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in allowed:
-            _fail(attribute.name, f"{value!r} is not one of {', '.join(allowed)}")
-
-    return check
-
-
-def _matches(pattern: re.Pattern[str], hint: str, optional: bool = False):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if optional and value is None:
-            return
-        if not isinstance(value, str) or not pattern.match(value):
-            _fail(attribute.name, f"{value!r} is not valid", hint)
-
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not yes or no")
-
-
-def _as_int(value: Any) -> Any:
-    try:
-        return int(str(value).strip()) if not isinstance(value, bool) else value
-    except ValueError:
-        return value
-
-
-def _port(default: int, allow_zero: bool = False) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if allow_zero and value == 0:
-            return
-        try:
-            check_port(value, attribute.name)
-        except errors.InvalidPort as exc:
-            _fail(attribute.name, exc.message.split(": ", 1)[-1], exc.hint or ("0 turns it off" if allow_zero else None))
-
-    return attrs.field(default=default, converter=_as_int, validator=check)
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value).strip()
-
-
-def _domain(value: Any) -> str | None:
-    value = _optional_text(value)
-    return None if value is None else check_address(value, "domain")
-
-
-def _ip(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        _fail(attribute.name, f"{value!r} is not an IP address", "e.g. 0.0.0.0 for every address")
-
-
-# -- the operator's choices -------------------------------------------------------
-
-
-@attrs.frozen
-class StackOptions:
-    """What runs and how. Text as typed on a command line is accepted."""
-
-    # which services run
-    grafana: bool = attrs.field(default=True, converter=_boolean)
-    web_app: bool = attrs.field(default=True, converter=_boolean)
-    watchtower: bool = attrs.field(default=False, converter=_boolean)
-    vastai_exporter: bool = attrs.field(default=False, converter=_boolean)
-    runpod_exporter: bool = attrs.field(default=False, converter=_boolean)
-    ipmi_monitor: str = attrs.field(default="auto", validator=_choice("auto", "on", "off"))
-    # the proxy
-    domain: str | None = attrs.field(default=None, converter=_domain)
-    tls: str = attrs.field(default="self-signed", validator=_choice("self-signed", "letsencrypt", "off"))
-    http_port: int = _port(80)
-    https_port: int = _port(443)
-    bind_address: str = attrs.field(default="0.0.0.0", validator=_ip)
-    letsencrypt_dir: str = "/etc/letsencrypt"
-    # Prometheus
-    targets_source: str = attrs.field(default="file", validator=_choice("file", "http"))
-    scrape_interval: str = attrs.field(default="30s", validator=_matches(_DURATION, "e.g. 15s, 1m"))
-    retention: str = attrs.field(default="30d", validator=_matches(_DURATION, "e.g. 15d, 26w"))
-    prometheus_local_port: int = _port(9090, allow_zero=True)
-    remote_write_url: str | None = attrs.field(
-        default=None, converter=_optional_text,
-        validator=_matches(_URL, "an http(s) URL, e.g. http://victoria:8428/api/v1/write", optional=True))
-    remote_write_username: str | None = attrs.field(default=None, converter=_optional_text)
-    # images
-    app_image: str = attrs.field(default="ghcr.io/cryptolabsza/dc-overview:2.0.0", validator=_matches(_IMAGE, "an image reference"))
-    prometheus_image: str = attrs.field(default="prom/prometheus:v2.55.1", validator=_matches(_IMAGE, "an image reference"))
-    grafana_image: str = attrs.field(default="grafana/grafana-oss:11.4.0", validator=_matches(_IMAGE, "an image reference"))
-    proxy_image: str = attrs.field(default="nginx:1.27-alpine", validator=_matches(_IMAGE, "an image reference"))
-    watchtower_image: str = attrs.field(default="containrrr/watchtower:1.7.1", validator=_matches(_IMAGE, "an image reference"))
-    vastai_exporter_image: str = attrs.field(default="500farm/vastai-exporter:latest", validator=_matches(_IMAGE, "an image reference"))
-    runpod_exporter_image: str = attrs.field(default="ghcr.io/cryptolabsza/runpod-exporter:latest", validator=_matches(_IMAGE, "an image reference"))
-    # naming (a second stack on one engine, e.g. for tests, takes a prefix and its own network)
-    name_prefix: str = attrs.field(default="", validator=lambda i, a, v: v == "" or _matches(_SLUG, "lower-case letters, digits, '-', '_' or '.'")(i, a, v))
-    network: str = attrs.field(default="cryptolabs", validator=_matches(_SLUG, "lower-case letters, digits, '-', '_' or '.'"))
-    # from the fleet settings (dc_port), not set here
-    app_port: int = _port(5001)
-
-    def __attrs_post_init__(self) -> None:
-        if self.tls == "letsencrypt" and not self.domain:
-            _fail("domain", "Let's Encrypt needs the domain the certificate is for",
-                  "set it with `dc-overview stack set domain monitor.example.net`")
-        if self.tls != "off" and self.http_port == self.https_port:
-            _fail("https_port", f"{self.https_port} is also the HTTP port")
-
-
-STACK_OPTION_NAMES = tuple(a.name for a in attrs.fields(StackOptions) if a.name != "app_port")
-
-
-def change_option(options: StackOptions, name: str, value: Any) -> StackOptions:
-    if name not in STACK_OPTION_NAMES:
-        _fail(name, "unknown stack option", "options: " + ", ".join(STACK_OPTION_NAMES))
-    try:
-        return attrs.evolve(options, **{name: value})
-    except errors.DcOverviewError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise errors.InvalidStackOption(name, f"{value!r} is not valid: {exc}") from None
 
 
 # -- the description ---------------------------------------------------------------
@@ -253,6 +116,28 @@ def _wget(url: str) -> tuple[str, ...]:
     return ("CMD", "wget", "-q", "-O", "/dev/null", "-T", "4", url)
 
 
+def alert_routing(options: StackOptions, secrets: frozenset[str] = frozenset()) -> AlertRouting:
+    """Where the stack's Alertmanager sends alerts, from the ``alert_*``
+    options. The webhook's token and the SMTP password are files in its
+    container, used where the webhook and the SMTP login are set."""
+    def secret_file(name: str, used: object) -> str | None:
+        return f"{SECRETS_DIR}/{name}" if used and name in secrets else None
+
+    try:
+        return AlertRouting(
+            webhook_url=options.alert_webhook_url,
+            webhook_token_file=secret_file(ALERT_WEBHOOK_TOKEN, options.alert_webhook_url),
+            email_to=options.alert_email_to, email_from=options.alert_email_from,
+            smtp_smarthost=options.alert_smtp_smarthost, smtp_username=options.alert_smtp_username,
+            smtp_password_file=secret_file(SMTP_PASSWORD, options.alert_email_to and options.alert_smtp_username),
+            smtp_require_tls=options.alert_smtp_require_tls, send_resolved=options.alert_send_resolved,
+            repeat_interval=options.alert_repeat_interval,
+            critical_repeat_interval=options.alert_critical_repeat_interval,
+        )
+    except errors.InvalidAlerting as exc:
+        raise errors.InvalidStackOption(f"alert_{exc.field}", exc.message.split(": ", 1)[-1], exc.hint) from None
+
+
 def build_stack(options: StackOptions, secrets: frozenset[str] = frozenset(), *,
                 ipmi_monitor_present: bool = False) -> StackSpec:
     """The stack for ``options``. ``secrets`` names the secrets that are set
@@ -292,9 +177,35 @@ def build_stack(options: StackOptions, secrets: frozenset[str] = frozenset(), *,
         run_as_data_owner=True,  # reads the rules and targets the data dir's owner writes
         route=ServiceRoute(PROMETHEUS, "/prometheus/", "prometheus:9090", strip_prefix=False,
                            read_only_paths=("-/",)),
-        reload="prometheus", config_files=(f"{PROMETHEUS_CONFIG_DIR}/prometheus.yml",),
+        reload="prometheus",
+        config_files=(f"{PROMETHEUS_CONFIG_DIR}/prometheus.yml", f"{PROMETHEUS_RULES_DIR}/{RULES_FILE}"),
         labels=scope, optional=False,
     ))
+    if options.alertmanager:
+        routing = alert_routing(options, secrets)  # checked now, with the secrets it uses
+        volumes.append("dc-overview-alertmanager-data")
+        services.append(ServiceSpec(
+            name=ALERTMANAGER, title="Alertmanager", image=options.alertmanager_image, internal_port=ALERTMANAGER_PORT,
+            entrypoint=("alertmanager",),
+            command=(
+                "--config.file=/etc/alertmanager/config/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                f"--web.listen-address=:{ALERTMANAGER_PORT}",
+                "--cluster.listen-address=",  # a single instance: no gossip port
+            ),
+            secret_files={path: name for name, path in ((ALERT_WEBHOOK_TOKEN, routing.webhook_token_file),
+                                                        (SMTP_PASSWORD, routing.smtp_password_file)) if path},
+            ports=((PortBinding(ALERTMANAGER_PORT, options.alertmanager_local_port, "127.0.0.1"),)
+                   if options.alertmanager_local_port else ()),
+            mounts=(
+                Mount("dc-overview-alertmanager-data", "/alertmanager", volume=True),
+                Mount(ALERTMANAGER_DIR, "/etc/alertmanager/config", read_only=True),
+            ),
+            health=HealthCheck(_wget(f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/healthy")),
+            run_as_data_owner=True,  # its config file is readable by the data dir's owner only
+            config_files=(f"{ALERTMANAGER_DIR}/alertmanager.yml",),  # read at start: a change recreates it
+            labels=scope,
+        ))
     if options.grafana:
         volumes.append("dc-overview-grafana-data")
         services.append(ServiceSpec(

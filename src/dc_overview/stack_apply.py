@@ -8,9 +8,12 @@ What ``apply`` guarantees:
 - only containers whose configuration changed are recreated (each carries a
   hash of its configuration as a label), each replaced safely: the old one
   is kept aside until the new one is healthy, and put back if it is not;
+- config files are written only when they differ from what is on disk
+  (``stack_files``);
 - Prometheus and the proxy reload when their files changed (Prometheus over
-  its HTTP lifecycle API, the proxy after ``nginx -t`` passes); Grafana,
-  whose provisioning is read at start, is recreated;
+  its HTTP lifecycle API, also for a changed rules file; the proxy after
+  ``nginx -t`` passes); Grafana and Alertmanager, which read their files at
+  start, are recreated;
 - data volumes are never removed.
 """
 
@@ -34,9 +37,10 @@ from .stack_control import (
 from .stack_options import (
     current_spec, ensure_grafana_password, runtime_of, secret_names, secret_values,
 )
+from .stack_files import write_stack_files
 from .stack_render import (
-    SELF_SIGNED_CERT, SELF_SIGNED_KEY, compose_document, config_digest_input, expand_command, host_path,
-    render_stack, services_list,
+    PRIVATE_FILES, SELF_SIGNED_CERT, SELF_SIGNED_KEY, compose_document, config_digest_input, expand_command,
+    host_path, pruned_folders, render_stack, services_list,
 )
 from .stack_tls import certificate_is_usable, certificate_names, self_signed_certificate
 
@@ -98,9 +102,15 @@ def container_spec(spec: StackSpec, service: ServiceSpec, data_dir: Path, secret
 
 
 async def render_stack_files(deps: Deps, spec: StackSpec | None = None) -> dict[str, str]:
-    """Write every config file of the stack (atomically) and the fleet's
-    targets file; keep a usable self-signed certificate. Returns the files."""
-    spec = spec or await current_spec(deps)
+    """Write every config file of the stack (atomically, those that changed)
+    and the fleet's targets file; keep a usable self-signed certificate.
+    Returns the files."""
+    files, _ = await _write_files(deps, spec or await current_spec(deps))
+    return files
+
+
+async def _write_files(deps: Deps, spec: StackSpec) -> tuple[dict[str, str], frozenset[str]]:
+    """The files, and which of them were written or removed now."""
     files = render_stack(spec, secret_names(deps))
     if deps.proxy is not None:
         own = {r.name for r in spec.routes}
@@ -108,12 +118,11 @@ async def render_stack_files(deps: Deps, spec: StackSpec | None = None) -> dict[
         files |= services_list([*spec.routes, *others])
     else:
         files |= services_list(list(spec.routes))
-    for path, text in files.items():
-        deps.storage.write_file_atomically(path, text)
+    changed = write_stack_files(deps, files, private=PRIVATE_FILES, pruned=pruned_folders(spec))
     if spec.options.tls == "self-signed":
         _keep_certificate(deps, spec)
     targets.write_targets(deps)
-    return files
+    return files, changed
 
 
 def _keep_certificate(deps: Deps, spec: StackSpec) -> None:
@@ -153,8 +162,8 @@ async def apply_stack(deps: Deps, *, progress: Progress | None = None, pull: boo
     generated = ("grafana_admin_password",) if ensure_grafana_password(deps, spec) else ()
     images = await _images(deps, spec, pull, progress)
 
-    files = await render_stack_files(deps, spec)
-    _say(progress, f"wrote {len(files)} config files under {deps.storage.data_dir / 'stack'}")
+    files, changed = await _write_files(deps, spec)
+    _say(progress, f"{len(changed)} of {len(files)} config files changed under {deps.storage.data_dir}")
     subnet = await runtime.ensure_network(spec.network, {f"{LABEL}.stack": stack_id(spec)})
     for volume in spec.volumes:
         await runtime.ensure_volume(spec.prefix + volume, {f"{LABEL}.stack": stack_id(spec)})
@@ -164,7 +173,7 @@ async def apply_stack(deps: Deps, *, progress: Progress | None = None, pull: boo
     data_dir = deps.storage.data_dir.resolve()  # labels and mounts name it the same way from anywhere
     results = await asyncio.gather(
         *(_converge(deps, spec, s, container_spec(spec, s, data_dir, secrets, files, subnet), images[s.image],
-                    _digest(config_digest_input(s, files)), applied.get(s.name), timeout_s, progress)
+                    _config_changed(s, files, changed, applied.get(s.name)), timeout_s, progress)
           for s in spec.services),
         return_exceptions=True,
     )
@@ -189,9 +198,16 @@ async def upgrade_stack(deps: Deps, *, progress: Progress | None = None, timeout
     return await apply_stack(deps, progress=progress, pull=True, timeout_s=timeout_s)
 
 
+def _config_changed(service: ServiceSpec, files: dict[str, str], changed: frozenset[str],
+                    applied_digest: str | None) -> bool:
+    """Whether ``service`` must re-read its files: they differ from those it
+    last applied with, or one was rewritten on disk now (a hand edit undone)."""
+    return (applied_digest != _digest(config_digest_input(service, files))
+            or any(path in changed for path in service.config_files))
+
+
 async def _converge(deps: Deps, spec: StackSpec, service: ServiceSpec, wanted: ContainerSpec, image_id: str,
-                    digest: str, applied_digest: str | None, timeout_s: float,
-                    progress: Progress | None) -> ServiceChange:
+                    config_changed: bool, timeout_s: float, progress: Progress | None) -> ServiceChange:
     runtime = runtime_of(deps)
     existing = await runtime.inspect(wanted.name)
     if existing is None:
@@ -210,7 +226,7 @@ async def _converge(deps: Deps, spec: StackSpec, service: ServiceSpec, wanted: C
         await runtime.start(wanted.name)
         await _wait(deps, service.name, wanted.name, timeout_s)
         return ServiceChange(service.name, "started")
-    if service.reload and applied_digest != digest:
+    if service.reload and config_changed:
         _say(progress, f"{service.name}: reloading its configuration")
         if service.reload == "prometheus":
             await reload_prometheus(deps, spec=spec)

@@ -17,8 +17,8 @@ import attrs
 from . import errors
 from .ports import ContainerRuntime, Deps
 from .stack import (
-    GRAFANA_PASSWORD, IPMI_MONITOR, REMOTE_WRITE_PASSWORD, RUNPOD_KEY, SCRAPE_TOKEN, STACK_OPTION_NAMES, STACK_SECRETS,
-    VASTAI_KEY, StackOptions, StackSpec, build_stack, change_option,
+    ALERT_WEBHOOK_TOKEN, GRAFANA_PASSWORD, IPMI_MONITOR, REMOTE_WRITE_PASSWORD, RUNPOD_KEY, SCRAPE_TOKEN, SMTP_PASSWORD,
+    STACK_OPTION_NAMES, STACK_SECRETS, VASTAI_KEY, StackOptions, StackSpec, build_stack, change_option,
 )
 
 PREFIX = "stack."
@@ -29,6 +29,8 @@ STACK_SECRET_USES = {
     SCRAPE_TOKEN: "Bearer token Prometheus sends to the app (targets.json, /metrics)",
     VASTAI_KEY: "Vast.ai API key for the vastai-exporter",
     RUNPOD_KEY: "RunPod API key for the runpod-exporter",
+    ALERT_WEBHOOK_TOKEN: "Bearer token Alertmanager sends to alert_webhook_url",
+    SMTP_PASSWORD: "password Alertmanager logs in to the SMTP server with (with alert_smtp_username)",
 }
 
 

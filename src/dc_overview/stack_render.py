@@ -3,9 +3,13 @@ with the templates in ``templates/stack/``. Pure: text in, text out; the
 use cases in ``stack_apply`` write the files.
 
 Paths in the results are relative to the data dir:
-``stack/prometheus/prometheus.yml``, ``stack/proxy/nginx.conf``,
+``stack/prometheus/prometheus.yml``, ``prometheus/rules/dc-overview-alerts.yml``
+(the packaged alert rules), ``stack/proxy/nginx.conf``,
 ``stack/proxy/conf.d/<service>.conf``, ``stack/proxy/html/index.html``,
-``stack/grafana/provisioning/...`` and ``stack/grafana/dashboards/*.json``.
+``stack/grafana/provisioning/...``, ``stack/grafana/dashboards/*.json`` and,
+with Alertmanager, ``stack/alertmanager/alertmanager.yml`` (written 0600:
+``PRIVATE_FILES``). ``pruned_folders`` names the folders holding only what
+the stack renders, where files it no longer renders are removed.
 """
 
 from __future__ import annotations
@@ -17,16 +21,22 @@ from pathlib import Path
 import attrs
 import yaml
 
+from .alerting import RULES_FILE, alert_rules, render_alertmanager_config
 from .ports import Mount, ServiceRoute
 from .proxy_routes import route_config, route_file, services_json
 from .stack import (
-    APP, GRAFANA_DIR, IPMI_MONITOR_PORT, PROMETHEUS_CONFIG_DIR, PROMETHEUS_PREFIX, PROXY_CONF, PROXY_DIR,
-    REMOTE_WRITE_PASSWORD, SCRAPE_TOKEN, SECRETS_DIR, IPMI_MONITOR, ServiceSpec, StackSpec, container_name,
+    ALERTMANAGER, ALERTMANAGER_DIR, ALERTMANAGER_PORT, APP, GRAFANA_DIR, IPMI_MONITOR_PORT, PROMETHEUS_CONFIG_DIR,
+    PROMETHEUS_PREFIX, PROMETHEUS_RULES_DIR, PROXY_CONF, PROXY_DIR, REMOTE_WRITE_PASSWORD, SCRAPE_TOKEN, SECRETS_DIR,
+    IPMI_MONITOR, ServiceSpec, StackSpec, alert_routing, container_name,
 )
 from .stack_templates import render
 
 PROMETHEUS_YML = f"{PROMETHEUS_CONFIG_DIR}/prometheus.yml"
 NGINX_CONF = f"{PROXY_DIR}/nginx.conf"
+ALERT_RULES = f"{PROMETHEUS_RULES_DIR}/{RULES_FILE}"
+ALERTMANAGER_YML = f"{ALERTMANAGER_DIR}/alertmanager.yml"
+DASHBOARDS_DIR = f"{GRAFANA_DIR}/dashboards"
+PRIVATE_FILES = frozenset({ALERTMANAGER_YML})  # the webhook URL and SMTP details: readable by the owner only
 SELF_SIGNED_CERT = "certs/selfsigned.crt"  # relative to the proxy's folder
 SELF_SIGNED_KEY = "certs/selfsigned.key"
 _SECRET_REF = re.compile(r"\$\(([A-Z_][A-Z0-9_]*)\)")
@@ -52,6 +62,10 @@ class PrometheusPaths:
     secrets_dir: str = SECRETS_DIR
 
 
+def has_service(spec: StackSpec, name: str) -> bool:
+    return any(s.name == name for s in spec.services)
+
+
 def render_prometheus(spec: StackSpec, secrets: frozenset[str] = frozenset(),
                       paths: PrometheusPaths = PrometheusPaths()) -> str:
     return render(
@@ -59,7 +73,20 @@ def render_prometheus(spec: StackSpec, secrets: frozenset[str] = frozenset(),
         scrape_token=SCRAPE_TOKEN in secrets,
         remote_write_password=REMOTE_WRITE_PASSWORD in secrets,
         ipmi_monitor=any(r.name == IPMI_MONITOR for r in spec.routes), ipmi_monitor_port=IPMI_MONITOR_PORT,
+        alertmanager=f"{ALERTMANAGER}:{ALERTMANAGER_PORT}" if has_service(spec, ALERTMANAGER) else None,
     )
+
+
+def render_rules() -> dict[str, str]:
+    """The packaged alert rules, where Prometheus loads them (``rule_files``)."""
+    return {ALERT_RULES: alert_rules()}
+
+
+def render_alertmanager(spec: StackSpec, secrets: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Alertmanager's configuration from the ``alert_*`` options, when it runs."""
+    if not has_service(spec, ALERTMANAGER):
+        return {}
+    return {ALERTMANAGER_YML: render_alertmanager_config(alert_routing(spec.options, secrets))}
 
 
 def render_proxy(spec: StackSpec, paths: ProxyPaths = ProxyPaths()) -> dict[str, str]:
@@ -102,8 +129,16 @@ def render_grafana(spec: StackSpec) -> dict[str, str]:
         f"{GRAFANA_DIR}/provisioning/dashboards/dc-overview.yml": render("grafana/dashboards.yml.j2"),
     }
     for name, text in packaged_dashboards().items():
-        files[f"{GRAFANA_DIR}/dashboards/{name}"] = text
+        files[f"{DASHBOARDS_DIR}/{name}"] = text
     return files
+
+
+def pruned_folders(spec: StackSpec) -> dict[str, str]:
+    """folder -> file suffix: folders that hold only files the stack renders,
+    so a file there it no longer renders (a dashboard dropped from the
+    package) is removed. The rules folder is not one: other rule files may
+    live beside ours."""
+    return {DASHBOARDS_DIR: ".json"} if spec.options.grafana else {}
 
 
 def packaged_dashboards() -> dict[str, str]:
@@ -116,7 +151,8 @@ def packaged_dashboards() -> dict[str, str]:
 def render_stack(spec: StackSpec, secrets: frozenset[str] = frozenset(),
                  paths: ProxyPaths = ProxyPaths()) -> dict[str, str]:
     """Every config file of the stack, by data-relative path."""
-    return {PROMETHEUS_YML: render_prometheus(spec, secrets), **render_proxy(spec, paths), **render_grafana(spec)}
+    return {PROMETHEUS_YML: render_prometheus(spec, secrets), **render_rules(), **render_alertmanager(spec, secrets),
+            **render_proxy(spec, paths), **render_grafana(spec)}
 
 
 def config_digest_input(service: ServiceSpec, files: dict[str, str]) -> str:

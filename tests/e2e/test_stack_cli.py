@@ -14,14 +14,17 @@ from click.testing import CliRunner
 from dc_overview.api import AsyncFleet, Fleet
 from dc_overview.frontends.cli import AppContext, cli
 from dc_overview.ports import CommandResult
-from tests.fakes import FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps
+from tests.fakes import (
+    DiskFakeStorage, FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps,
+)
 from tests.unit.test_stack_apply import IMAGES
 
 
 @pytest.fixture
 def run(tmp_path):
-    deps = fake_deps(tmp_path, runtime=FakeRuntime(images=IMAGES), proxy=FakeProxyRegistry(),
-                     prometheus=FakePrometheusControl(), secrets=FakeSecretStore())
+    # files land in tmp_path too: apply rewrites (and reloads for) only what differs on disk
+    deps = fake_deps(tmp_path, storage=DiskFakeStorage(tmp_path), runtime=FakeRuntime(images=IMAGES),
+                     proxy=FakeProxyRegistry(), prometheus=FakePrometheusControl(), secrets=FakeSecretStore())
     fleet = Fleet(AsyncFleet(deps))
     runner = CliRunner()
 

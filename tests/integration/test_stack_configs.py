@@ -1,6 +1,8 @@
 """Every rendered config is accepted by the real tool: ``promtool check
-config`` for Prometheus and ``nginx -t`` for the proxy, for each combination
-of the options that change them (Debian's prometheus and nginx-light)."""
+config`` for Prometheus (with the packaged alert rules it loads), ``amtool
+check-config`` for Alertmanager and ``nginx -t`` for the proxy, for each
+combination of the options that change them (Debian's prometheus,
+prometheus-alertmanager and nginx-light)."""
 
 from __future__ import annotations
 
@@ -9,23 +11,32 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 import yaml
 
+from dc_overview.alerting import render_alertmanager_config
 from dc_overview.ports import ServiceRoute
 from dc_overview.proxy_routes import route_config
-from dc_overview.stack import PROXY_DIR, StackOptions, build_stack
-from dc_overview.stack_render import PrometheusPaths, ProxyPaths, render_prometheus, render_proxy
+from dc_overview.stack import PROXY_DIR, StackOptions, alert_routing, build_stack
+from dc_overview.stack_render import (
+    ALERT_RULES, ALERTMANAGER_YML, PrometheusPaths, ProxyPaths, render_alertmanager, render_prometheus, render_proxy,
+    render_rules,
+)
 from dc_overview.stack_tls import certificate_names, self_signed_certificate
 from tests.support.require import need_executable
 
 SECRETS = frozenset({"vastai_api_key", "runpod_api_key"})
 
 PROMETHEUS_CASES = [
-    dict(targets_source=source, token=token, remote=remote, ipmi=ipmi, web_app=web_app, exporters=exporters)
-    for source, token, remote, ipmi, web_app, exporters in itertools.product(
-        ("file", "http"), (False, True), ("none", "url", "auth"), (False, True), (True, False), (False, True))
+    dict(targets_source=source, token=token, remote=remote, ipmi=ipmi, web_app=web_app, exporters=exporters,
+         alertmanager=alertmanager)
+    for source, token, remote, ipmi, web_app, exporters, alertmanager in itertools.product(
+        ("file", "http"), (False, True), ("none", "url", "auth"), (False, True), (True, False), (False, True),
+        (False, True))
 ]
+RULES = render_rules()[ALERT_RULES]
+ALERT_COUNT = sum(1 for group in yaml.safe_load(RULES)["groups"] for rule in group["rules"] if "alert" in rule)
 
 
 def _id(case: dict) -> str:
@@ -37,7 +48,8 @@ def test_prometheus_config_passes_promtool(case, tmp_path):
     promtool = need_executable("promtool", "apt-get install prometheus")
     secrets = set(SECRETS)
     options: dict = {"targets_source": case["targets_source"], "web_app": case["web_app"],
-                     "vastai_exporter": case["exporters"], "runpod_exporter": case["exporters"]}
+                     "vastai_exporter": case["exporters"], "runpod_exporter": case["exporters"],
+                     "alertmanager": case["alertmanager"]}
     if case["token"]:
         secrets.add("scrape_token")
     if case["remote"] != "none":
@@ -52,15 +64,52 @@ def test_prometheus_config_passes_promtool(case, tmp_path):
         (tmp_path / folder).mkdir()
     for name in secrets:
         (tmp_path / "secrets" / name).write_text("value\n")
-    # a rules file, so that the rule_files glob is followed and checked too
-    (tmp_path / "rules" / "test.yml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
-        {"record": "job:up:sum", "expr": "sum by (job) (up)"}]}]}))
+    # the packaged rules as the stack writes them, so that the rule_files glob is followed and checked too
+    (tmp_path / "rules" / Path(ALERT_RULES).name).write_text(RULES)
     config = tmp_path / "prometheus.yml"
-    config.write_text(render_prometheus(spec, frozenset(secrets), paths))
+    text = render_prometheus(spec, frozenset(secrets), paths)
+    config.write_text(text)
+    assert yaml.safe_load(text)["rule_files"] == [f"{tmp_path / 'rules'}/*.yml"]
+    assert ("alerting" in yaml.safe_load(text)) is case["alertmanager"]
 
     result = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 rules found" in result.stdout + result.stderr
+    assert f"SUCCESS: {ALERT_COUNT} rules found" in result.stdout + result.stderr
+
+
+EMAIL = dict(alert_email_to="ops@example.net, oncall@example.net", alert_email_from="dc@example.net",
+             alert_smtp_smarthost="smtp.example.net:587")
+ALERTMANAGER_CASES = {
+    "nothing": {},
+    "webhook": dict(alert_webhook_url="https://hooks.example.net/alerts?team=gpu"),
+    "webhook-token": dict(alert_webhook_url="http://10.0.0.9:9000/hook"),
+    "email": EMAIL,
+    "email-login": dict(EMAIL, alert_smtp_username="dc", alert_smtp_require_tls="no"),
+    "both": dict(EMAIL, alert_webhook_url="https://hooks.example.net/a", alert_send_resolved="no",
+                 alert_repeat_interval="1d", alert_critical_repeat_interval="30m"),
+}
+
+
+@pytest.mark.parametrize("name", ALERTMANAGER_CASES)
+def test_alertmanager_config_from_the_stack_options_passes_amtool(name, tmp_path):
+    amtool = need_executable("amtool", "apt-get install prometheus-alertmanager")
+    secrets = frozenset({"alert_webhook_token", "smtp_password"})
+    spec = build_stack(StackOptions(alertmanager=True, **ALERTMANAGER_CASES[name]), secrets)
+    rendered = render_alertmanager(spec, secrets)[ALERTMANAGER_YML]
+    # the same config with the secret files where amtool finds them (they are /run/secrets/* in the container)
+    routing = alert_routing(spec.options, secrets)
+    moved = {}
+    for field in ("webhook_token_file", "smtp_password_file"):
+        if getattr(routing, field):
+            target = tmp_path / Path(getattr(routing, field)).name
+            target.write_text("not-a-real-secret\n")
+            moved[field] = str(target)
+    assert render_alertmanager_config(routing) == rendered
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(render_alertmanager_config(attrs.evolve(routing, **moved)))
+    result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout and "2 inhibit rules" in result.stdout
 
 
 PROXY_CASES = [
@@ -101,6 +150,9 @@ def test_proxy_config_passes_nginx_t(case, tmp_path):
 
 COMPOSE_CASES = [
     dict(grafana=True, web_app=True, watchtower=False, vastai_exporter=False, tls="self-signed"),
+    dict(grafana=True, web_app=True, alertmanager=True, alert_webhook_url="https://hooks.example.net/a",
+         alert_email_to="ops@example.net", alert_email_from="dc@example.net",
+         alert_smtp_smarthost="smtp.example.net:587", alert_smtp_username="dc"),
     dict(grafana=False, web_app=True, watchtower=True, vastai_exporter=True, runpod_exporter=True, tls="off"),
     dict(grafana=True, web_app=False, tls="letsencrypt", domain="mon.example.net", remote_write_url="http://vm:8428/api/v1/write",
          remote_write_username="fleet"),
@@ -112,7 +164,8 @@ def test_the_compose_export_is_a_valid_compose_file(options, tmp_path):
     compose = need_executable("docker-compose", "apt-get install docker-compose")
     from dc_overview.stack_render import compose_document
 
-    spec = build_stack(StackOptions(**options), SECRETS | {"remote_write_password", "grafana_admin_password"})
+    spec = build_stack(StackOptions(**options), SECRETS | {"remote_write_password", "grafana_admin_password",
+                                                           "alert_webhook_token", "smtp_password"})
     path = tmp_path / "docker-compose.yml"
     path.write_text(compose_document(spec, tmp_path / "data", data_owner="0:0", socket_group=0))
     result = subprocess.run([compose, "-f", str(path), "config"], capture_output=True, text=True, timeout=120,

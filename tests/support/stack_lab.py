@@ -1,7 +1,8 @@
 """The monitoring stack on the real Docker engine, for integration tests.
 
 The stack runs on local images (``scripts/build-stack-images``): Debian's
-prometheus and nginx-light stand in for prom/prometheus and nginx:alpine.
+prometheus, prometheus-alertmanager and nginx-light stand in for
+prom/prometheus, prom/alertmanager and nginx:alpine.
 Each lab has its own name prefix, network and free loopback ports, so it
 never touches a real stack on the same engine; everything it made is removed
 afterwards (containers by the stack's label, then its network and volumes).
@@ -155,7 +156,7 @@ def stack_lab(data: Path, **options: object) -> Iterator[Lab]:
     fleet = dc_overview.open(data)
     settings = {
         "name_prefix": prefix, "network": f"{prefix}cryptolabs", "prometheus_image": PROMETHEUS_IMAGE,
-        "proxy_image": NGINX_IMAGE, "grafana": "no", "web_app": "no", "bind_address": "127.0.0.1",
+        "alertmanager_image": PROMETHEUS_IMAGE, "proxy_image": NGINX_IMAGE, "grafana": "no", "web_app": "no", "bind_address": "127.0.0.1",
         "http_port": ports["http"], "https_port": ports["https"], "prometheus_local_port": ports["prometheus"],
         "scrape_interval": "2s",
     } | options

@@ -9,7 +9,9 @@ from dc_overview.stack import StackOptions
 from dc_overview.stack_apply import apply_stack, container_spec, upgrade_stack
 from dc_overview.stack_control import restart_stack, start_stack, stop_stack
 from dc_overview.stack_options import current_spec, set_stack_option, stack_options
-from tests.fakes import FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps
+from tests.fakes import (
+    DiskFakeStorage, FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps,
+)
 
 DEFAULTS = StackOptions()
 IMAGES = {getattr(DEFAULTS, f): f"sha256:{f}-1" for f in
@@ -18,8 +20,9 @@ IMAGES = {getattr(DEFAULTS, f): f"sha256:{f}-1" for f in
 
 @pytest.fixture
 def deps(tmp_path):
-    return fake_deps(tmp_path, runtime=FakeRuntime(images=IMAGES), proxy=FakeProxyRegistry(),
-                     prometheus=FakePrometheusControl(), secrets=FakeSecretStore())
+    # files are also written to tmp_path: apply compares what it renders with what is on disk
+    return fake_deps(tmp_path, storage=DiskFakeStorage(tmp_path), runtime=FakeRuntime(images=IMAGES),
+                     proxy=FakeProxyRegistry(), prometheus=FakePrometheusControl(), secrets=FakeSecretStore())
 
 
 def created(runtime) -> list[str]:

@@ -1,6 +1,7 @@
 """Config files rendered from the stack's description: what is in them, and
 what can never get in (secrets, directives smuggled through a route)."""
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,11 +12,14 @@ from dc_overview import errors
 from dc_overview.ports import ServiceRoute
 from dc_overview.proxy_routes import check_route, parse_route, route_config, services_json
 from dc_overview.stack import StackOptions, build_stack
+from dc_overview.alerting import alert_rules
 from dc_overview.stack_render import (
-    compose_document, expand_command, render_grafana, render_prometheus, render_proxy, render_stack,
+    ALERT_RULES, ALERTMANAGER_YML, PRIVATE_FILES, compose_document, expand_command, packaged_dashboards,
+    pruned_folders, render_alertmanager, render_grafana, render_prometheus, render_proxy, render_stack,
 )
 from dc_overview.stack_tls import certificate_is_usable, certificate_names, self_signed_certificate
 
+ROOT = Path(__file__).resolve().parents[2]
 ALL_SECRETS = frozenset({"vastai_api_key", "runpod_api_key", "scrape_token", "remote_write_password",
                          "grafana_admin_password"})
 
@@ -30,8 +34,53 @@ def jobs(config: dict) -> dict:
 
 
 def test_rule_files_are_always_kept():
-    for options in ({}, {"targets_source": "http"}, {"remote_write_url": "http://vm:8428/api/v1/write"}):
+    for options in ({}, {"targets_source": "http"}, {"remote_write_url": "http://vm:8428/api/v1/write"},
+                    {"alertmanager": True}, {"alertmanager": True, "web_app": False, "grafana": False},
+                    {"alertmanager": True, "vastai_exporter": True, "remote_write_url": "http://vm:8428/w"}):
         assert prometheus_config(**options)["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+        assert prometheus_config(ipmi=True, **options)["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def test_the_packaged_alert_rules_are_written_where_rule_files_looks():
+    files = render_stack(build_stack(StackOptions(grafana=False, web_app=False)))
+    assert files[ALERT_RULES] == alert_rules()
+    assert ALERT_RULES == "prometheus/rules/dc-overview-alerts.yml"  # <data>/prometheus/rules, mounted as the glob's folder
+    prometheus = build_stack(StackOptions()).services[0]
+    assert ALERT_RULES in prometheus.config_files  # a change of the rules reloads Prometheus
+
+
+def test_prometheus_sends_alerts_to_alertmanager_only_when_it_runs():
+    assert "alerting" not in prometheus_config()
+    assert "alertmanager" not in jobs(prometheus_config())
+    config = prometheus_config(alertmanager=True)
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
+    assert jobs(config)["alertmanager"]["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+
+
+def test_alertmanagers_config_comes_from_the_alert_options_and_is_private():
+    options = StackOptions(alertmanager=True, alert_webhook_url="https://hooks.example.net/a?k=v",
+                           alert_email_to="ops@example.net, oncall@example.net", alert_email_from="dc@example.net",
+                           alert_smtp_smarthost="smtp.example.net:587", alert_smtp_username="dc",
+                           alert_repeat_interval="12h", alert_send_resolved="no")
+    secrets = frozenset({"alert_webhook_token", "smtp_password"})
+    config = yaml.safe_load(render_alertmanager(build_stack(options, secrets), secrets)[ALERTMANAGER_YML])
+    assert config["global"]["smtp_smarthost"] == "smtp.example.net:587"
+    assert config["global"]["smtp_auth_password_file"] == "/run/secrets/smtp_password"
+    receiver = config["receivers"][0]
+    assert receiver["webhook_configs"][0]["url"] == "https://hooks.example.net/a?k=v"
+    assert receiver["webhook_configs"][0]["send_resolved"] is False
+    assert receiver["webhook_configs"][0]["http_config"]["authorization"]["credentials_file"] == (
+        "/run/secrets/alert_webhook_token")
+    assert receiver["email_configs"][0]["to"] == "ops@example.net, oncall@example.net"
+    assert config["route"]["repeat_interval"] == "12h"
+    assert ALERTMANAGER_YML == "stack/alertmanager/alertmanager.yml" and ALERTMANAGER_YML in PRIVATE_FILES
+    assert render_alertmanager(build_stack(StackOptions(alert_webhook_url="https://x.example/h"))) == {}
+    assert ALERTMANAGER_YML not in render_stack(build_stack(StackOptions()))
+
+
+def test_alertmanager_without_a_webhook_or_email_still_renders_its_receiver():
+    config = yaml.safe_load(render_alertmanager(build_stack(StackOptions(alertmanager=True)))[ALERTMANAGER_YML])
+    assert config["receivers"] == [{"name": "fleet"}]
 
 
 def test_the_fleet_comes_from_the_targets_file_or_from_the_app():
@@ -72,7 +121,50 @@ def test_grafana_gets_a_fixed_datasource_uid_and_the_dashboards_folder():
     assert (datasource["uid"], datasource["url"]) == ("prometheus", "http://prometheus:9090/prometheus")
     provider = yaml.safe_load(files["stack/grafana/provisioning/dashboards/dc-overview.yml"])["providers"][0]
     assert provider["options"]["path"] == "/etc/grafana/dashboards"
+    assert provider["disableDeletion"] is False  # a dashboard file removed is a dashboard removed
     assert render_grafana(build_stack(StackOptions(grafana=False))) == {}
+
+
+def test_the_provider_serves_every_packaged_dashboard_from_the_mounted_folder():
+    spec = build_stack(StackOptions())
+    files = render_grafana(spec)
+    grafana = next(s for s in spec.services if s.name == "grafana")
+    mount = next(m for m in grafana.mounts if m.target == "/etc/grafana/dashboards")
+    provider = yaml.safe_load(files["stack/grafana/provisioning/dashboards/dc-overview.yml"])["providers"][0]
+    assert provider["options"]["path"] == mount.target
+    shipped = {f"{mount.source}/{name}": text for name, text in packaged_dashboards().items()}
+    assert shipped and {p: t for p, t in files.items() if p.startswith(mount.source + "/")} == shipped
+    assert set(packaged_dashboards()) == {p.name for p in (ROOT / "dashboards").glob("*.json")}
+    assert pruned_folders(spec) == {mount.source: ".json"}
+    assert pruned_folders(build_stack(StackOptions(grafana=False))) == {}
+
+
+def _datasources(node, found):
+    if isinstance(node, dict):
+        if isinstance(node.get("datasource"), dict):
+            found.add((node["datasource"].get("type"), node["datasource"].get("uid")))
+        for value in node.values():
+            _datasources(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _datasources(value, found)
+    return found
+
+
+def test_every_data_source_a_dashboard_uses_is_defined_by_the_rendered_provisioning():
+    files = render_grafana(build_stack(StackOptions()))
+    defined = {(d["type"], d["uid"]) for path, text in files.items() if "/provisioning/datasources/" in path
+               for d in yaml.safe_load(text)["datasources"]}
+    builtin = {("grafana", "-- Grafana --")}  # Grafana's own annotations source
+    for name, text in packaged_dashboards().items():
+        used = _datasources(json.loads(text), set())
+        assert used - builtin, f"{name} uses no data source"
+        assert used - builtin <= defined, f"{name} uses {sorted(used - builtin - defined)}, not provisioned"
+
+
+def test_a_dashboard_naming_another_uid_would_be_caught():
+    dashboard = {"panels": [{"datasource": {"type": "prometheus", "uid": "P1809F7CD0C75ACF3"}}]}
+    assert _datasources(dashboard, set()) == {("prometheus", "P1809F7CD0C75ACF3")}
 
 
 def test_the_proxy_redirects_http_and_routes_each_service_under_its_path():
@@ -123,10 +215,11 @@ def test_the_services_list_is_sorted_by_path():
                                       {"name": "b", "path": "/b/", "container": None}]
 
 
-def test_render_stack_gives_every_file_under_stack():
-    files = render_stack(build_stack(StackOptions()))
-    assert all(path.startswith("stack/") for path in files)
+def test_render_stack_gives_every_file_under_stack_and_the_rules_where_prometheus_reads_them():
+    files = render_stack(build_stack(StackOptions(alertmanager=True)))
+    assert all(path.startswith("stack/") for path in files if path != ALERT_RULES)
     assert "stack/prometheus/prometheus.yml" in files and "stack/proxy/html/index.html" in files
+    assert ALERT_RULES in files and ALERTMANAGER_YML in files
 
 
 def test_the_compose_export_runs_the_same_stack_without_secrets():

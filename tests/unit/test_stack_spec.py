@@ -5,8 +5,8 @@ import pytest
 
 from dc_overview import errors
 from dc_overview.stack import (
-    APP, GRAFANA, PROMETHEUS, PROXY, RUNPOD, VASTAI, WATCHTOWER, StackOptions, build_stack, change_option,
-    find_service, service_names,
+    ALERTMANAGER, APP, GRAFANA, PROMETHEUS, PROXY, RUNPOD, VASTAI, WATCHTOWER, StackOptions, alert_routing,
+    build_stack, change_option, find_service, service_names,
 )
 
 
@@ -90,6 +90,16 @@ def test_tls_off_publishes_only_http():
     ("grafana", "perhaps", "grafana"),
     ("name_prefix", "UPPER", "name_prefix"),
     ("nonsense", "1", "nonsense"),
+    ("alertmanager", "sometimes", "alertmanager"),
+    ("alertmanager_local_port", "99999", "alertmanager_local_port"),
+    ("alert_webhook_url", "hooks.example.net/a", "alert_webhook_url"),
+    ("alert_email_to", "ops@example.net, not-an-address", "alert_email_to"),
+    ("alert_email_from", "dc at example.net", "alert_email_from"),
+    ("alert_smtp_smarthost", "smtp.example.net", "alert_smtp_smarthost"),
+    ("alert_smtp_username", "two words", "alert_smtp_username"),
+    ("alert_repeat_interval", "4 hours", "alert_repeat_interval"),
+    ("alert_critical_repeat_interval", "", "alert_critical_repeat_interval"),
+    ("alertmanager_image", "prom/alertmanager latest", "alertmanager_image"),
 ])
 def test_a_bad_option_is_refused_naming_it(name, value, field):
     with pytest.raises(errors.InvalidInput) as caught:
@@ -113,3 +123,55 @@ def test_options_change_by_evolving_and_text_is_converted():
     assert options.http_port == 8080 and StackOptions().http_port == 80
     assert change_option(options, "remote_write_url", "").remote_write_url is None
     assert attrs.evolve(options, watchtower="true").watchtower is True
+
+
+def test_alertmanager_is_off_by_default_and_runs_beside_prometheus_when_on():
+    assert ALERTMANAGER not in service_names(build_stack(StackOptions()))
+    spec = build_stack(StackOptions(alertmanager="yes"))
+    assert service_names(spec) == (PROMETHEUS, ALERTMANAGER, GRAFANA, APP, PROXY)
+    assert "dc-overview-alertmanager-data" in spec.volumes
+    am = find_service(spec, ALERTMANAGER)
+    assert am.internal_port == 9093 and am.reload is None  # read at start: a changed config recreates it
+    assert am.config_files == ("stack/alertmanager/alertmanager.yml",)
+    assert {m.target: m.source for m in am.mounts if not m.volume} == {"/etc/alertmanager/config": "stack/alertmanager"}
+    assert am.run_as_data_owner  # reads its 0600 config as the data dir's owner
+    assert "--cluster.listen-address=" in am.command
+    assert [(p.host_ip, p.host_port) for p in am.ports] == [("127.0.0.1", 9093)]
+    assert am.route is None  # not served through the proxy
+    assert not find_service(build_stack(StackOptions(alertmanager=True, alertmanager_local_port=0)), ALERTMANAGER).ports
+    assert PROXY in service_names(spec) and ALERTMANAGER in find_service(spec, PROXY).depends_on
+
+
+def test_alert_secrets_reach_alertmanager_as_files_only_where_they_are_used():
+    secrets = frozenset({"alert_webhook_token", "smtp_password"})
+    email = dict(alert_email_to="ops@example.net", alert_email_from="dc@example.net",
+                 alert_smtp_smarthost="smtp.example.net:587")
+    am = find_service(build_stack(StackOptions(alertmanager=True, alert_webhook_url="https://h.example/a",
+                                               alert_smtp_username="dc", **email), secrets), ALERTMANAGER)
+    assert am.secret_files == {"/run/secrets/alert_webhook_token": "alert_webhook_token",
+                               "/run/secrets/smtp_password": "smtp_password"}
+    # no webhook and no SMTP login: the secrets are not used (nor refused)
+    am = find_service(build_stack(StackOptions(alertmanager=True, **email), secrets), ALERTMANAGER)
+    assert am.secret_files == {}
+    routing = alert_routing(StackOptions(alert_webhook_url="https://h.example/a"), secrets)
+    assert routing.webhook_token_file == "/run/secrets/alert_webhook_token" and routing.smtp_password_file is None
+
+
+@pytest.mark.parametrize("options, field", [
+    (dict(alert_email_to="ops@example.net"), "alert_smtp_smarthost"),
+    (dict(alert_email_to="ops@example.net", alert_smtp_smarthost="smtp.example.net:25"), "alert_email_from"),
+])
+def test_alert_routing_that_cannot_deliver_is_refused_when_alertmanager_is_on(options, field):
+    build_stack(StackOptions(**options))  # off: nothing to deliver yet
+    with pytest.raises(errors.InvalidStackOption) as caught:
+        build_stack(StackOptions(alertmanager=True, **options))
+    assert caught.value.field == field
+
+
+def test_alert_options_convert_text_and_lists():
+    options = change_option(StackOptions(), "alert_email_to", " a@example.net,b@example.net ")
+    assert options.alert_email_to == ("a@example.net", "b@example.net")
+    assert change_option(options, "alert_email_to", ["c@example.net"]).alert_email_to == ("c@example.net",)
+    assert change_option(options, "alert_email_to", "").alert_email_to == ()
+    assert change_option(options, "alert_smtp_require_tls", "no").alert_smtp_require_tls is False
+    assert change_option(options, "alert_webhook_url", "").alert_webhook_url is None
