@@ -16,6 +16,7 @@ on time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -56,6 +57,11 @@ def machine() -> dict:
     import asyncssh
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    from dc_overview.worker_probe import probe_script
+
+    head = first(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(), "cpu_model": model,
@@ -67,6 +73,8 @@ def machine() -> dict:
         "nofile_soft": soft, "nofile_hard": hard,
         "ip_local_port_range": Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split(),
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
+        "git": head + (" with uncommitted changes" if dirty else ""),
+        "probe_script_sha256": hashlib.sha256(probe_script().encode()).hexdigest(),
     }
 
 
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             run_exporter(args, workdir, results)
     finally:
         results["elapsed_s"] = round(time.monotonic() - started, 1)
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         text = json.dumps(results, indent=2) + "\n"

