@@ -277,7 +277,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     payload = request.app[AUTH].codec.decode(raw) if raw else None
     if payload is None:
         payload = {"c": secrets.token_urlsafe(24)}
-        request[COOKIE_OUT] = payload
+        # Pages get a cookie (their forms need its CSRF token). The API does
+        # not: behind the proxy its public status is also served at the root,
+        # where a cookie would be kept for Path=/ and shadow the /dc/ session.
+        if not is_api(request):
+            request[COOKIE_OUT] = payload
     request[COOKIE] = payload
     who = await _identify(request)
     request[IDENTITY] = who
