@@ -171,7 +171,9 @@ def stack_options(fleet: Fleet, as_json: bool) -> None:
 def stack_set(fleet: Fleet, name: str, value: str) -> None:
     """Change one option (checked before it is stored); `stack apply` puts it into effect."""
     updated = fleet.set_stack_option(name, value)
-    click.echo(f"{name} = {getattr(updated, name)}  (run `dc-overview stack apply` to put it into effect)")
+    shown = getattr(updated, name)
+    shown = ", ".join(shown) if isinstance(shown, tuple) else shown  # e.g. alert_email_to
+    click.echo(f"{name} = {shown}  (run `dc-overview stack apply` to put it into effect)")
 
 
 @stack.command("secret")

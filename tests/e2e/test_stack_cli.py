@@ -127,3 +127,20 @@ def test_without_an_engine_the_cli_says_what_to_do(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"Error: no Docker engine here: {tmp_path}/docker.sock does not exist (install Docker "
         "(Debian: apt-get install docker.io) and start it (systemctl start docker))"]
+
+
+def test_alertmanager_is_turned_on_with_its_routing_through_stack_set(run):
+    assert run("stack", "set", "alert_email_to", "ops@example.net, oncall@example.net").stdout.startswith(
+        "alert_email_to = ops@example.net, oncall@example.net")
+    refused = run("stack", "set", "alertmanager", "yes")
+    assert refused.exit_code == 1 and "alert_smtp_smarthost" in refused.output
+    for name, value in [("alert_smtp_smarthost", "smtp.example.net:587"), ("alert_email_from", "dc@example.net"),
+                        ("alertmanager", "yes")]:
+        assert run("stack", "set", name, value).exit_code == 0
+    assert run("stack", "secret", "smtp_password", "--stdin", input="mail-pass\n").exit_code == 0
+    data = json.loads(run("stack", "options", "--json").stdout)
+    assert data["options"]["alert_email_to"] == ["ops@example.net", "oncall@example.net"]
+    assert data["secrets"]["smtp_password"] is True and "mail-pass" not in json.dumps(data)
+    result = run("stack", "apply")
+    assert result.exit_code == 0, result.output
+    assert "alertmanager: created" in result.stdout

@@ -15,7 +15,7 @@ from tests.fakes import (
 
 DEFAULTS = StackOptions()
 IMAGES = {getattr(DEFAULTS, f): f"sha256:{f}-1" for f in
-          ("app_image", "prometheus_image", "grafana_image", "proxy_image", "watchtower_image")}
+          ("app_image", "prometheus_image", "grafana_image", "proxy_image", "watchtower_image", "alertmanager_image")}
 
 
 @pytest.fixture

@@ -236,3 +236,16 @@ def test_the_writer_reports_what_it_wrote_and_removed(tmp_path):
                              pruned={"d": ".json"}) == frozenset()
     assert write_stack_files(deps, {"d/a.json": "2", "p.yml": "x"}) == {"d/a.json", "p.yml"}  # p.yml: 0644 now
     assert stat.S_IMODE((tmp_path / "p.yml").stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root writes into a data dir someone else owns")
+def test_a_private_file_root_writes_goes_to_the_data_dirs_owner(tmp_path):
+    """Alertmanager runs as the data dir's owner and must read its 0600 config."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 4321, 4321)
+    deps = fake_deps(data, storage=DiskFakeStorage(data))
+    write_stack_files(deps, {"am/alertmanager.yml": "x", "pub.yml": "y"}, private=frozenset({"am/alertmanager.yml"}))
+    private = (data / "am" / "alertmanager.yml").stat()
+    assert (private.st_uid, private.st_gid, stat.S_IMODE(private.st_mode)) == (4321, 4321, 0o600)
+    assert (data / "pub.yml").stat().st_uid == 0  # readable by all anyway
