@@ -60,7 +60,7 @@ class ServiceChange:
 @attrs.frozen
 class ApplyReport:
     changes: tuple[ServiceChange, ...] = ()
-    files: tuple[str, ...] = ()  # config files written (data-relative)
+    files: tuple[str, ...] = ()  # the stack's config files (data-relative; each written where it changed)
     generated_secrets: tuple[str, ...] = ()  # e.g. grafana_admin_password, made on this apply
 
 
