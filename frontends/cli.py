@@ -102,9 +102,10 @@ def emit(value: Any, as_json: bool, text: Callable[[Any], str] | str | None = No
 def cli(ctx: click.Context, data_dir: Path | None) -> None:
     """See and run a fleet of GPU servers.
 
-    Keep an inventory of servers and SSH keys, give Prometheus its targets,
-    and import what ipmi-monitor already knows. Start with
-    `dc-overview servers add NAME ADDRESS` or `dc-overview servers import FILE`.
+    Keep an inventory of servers and SSH keys, put their exporters under
+    systemd over SSH, and run Prometheus, Grafana, a proxy and the web UI in
+    Docker. Start with `dc-overview quickstart`; then `servers import FILE`,
+    `check --all`, `install-exporters --all`, `status`, or `shell`.
     """
     if ctx.obj is None:
         ctx.obj = AppContext(data_dir)
@@ -114,22 +115,14 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import cli_config, cli_fleet_ops, cli_inventory, cli_shell
+    from . import (
+        cli_config, cli_exporter, cli_fleet_ops, cli_inventory, cli_quickstart, cli_shell, cli_stack, cli_web,
+    )
 
-    for command in (*cli_inventory.COMMANDS, *cli_config.COMMANDS, *cli_shell.COMMANDS, *cli_fleet_ops.COMMANDS):
-        cli.add_command(command)
-    from . import cli_stack
-
-    for command in cli_stack.COMMANDS:
-        cli.add_command(command)
-    from . import cli_web
-
-    for command in cli_web.COMMANDS:
-        cli.add_command(command)
-    from . import cli_quickstart
-
-    for command in cli_quickstart.COMMANDS:
-        cli.add_command(command)
+    for module in (cli_quickstart, cli_inventory, cli_fleet_ops, cli_config, cli_stack, cli_web, cli_shell):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    cli.add_command(cli_exporter.exporter)
 
 
 _register()

@@ -10,127 +10,124 @@
 from .api import AsyncFleet, Fleet, open, open_async
 from .domain import ExporterState, Server, ServerStatus, Settings, SshKey
 from .errors import (
+    AnswersInvalid,
+    ArtifactProblem,
+    AuthenticationFailed,
     Conflict,
+    ContainerFailed,
     DcOverviewError,
+    DockerMissing,
     DuplicateKey,
     DuplicateServer,
+    DuplicateUser,
+    EngineUnavailable,
     ForeignDatabase,
+    HostKeyChanged,
+    ImagePullFailed,
     ImportProblem,
     InvalidAddress,
     InvalidInput,
     InvalidName,
     InvalidPort,
+    InvalidRoute,
+    InvalidStackOption,
     IpmiMonitorNotFound,
     KeyInUse,
     KeyNotFound,
-    NotFound,
-    ServerNotFound,
-    StorageError,
-)
-from .inventory import ImportReport
-from .identity import ApiToken, Role, User
-from .errors import (
-    AuthenticationFailed,
-    DuplicateUser,
     LastAdmin,
     MetricsUnavailable,
     NoSuchRecord,
+    NotFound,
     OperationUnavailable,
     PermissionDenied,
-    SetupDone,
-    UserNotFound,
-)
-from .errors import ArtifactProblem, HostKeyChanged, SshError
-from .exporter_install import InstallResult
-from .fleet_check import CheckResult
-from .worker_session import TrustReport
-
-from .errors import (
-    ContainerFailed,
-    EngineUnavailable,
-    ImagePullFailed,
-    InvalidRoute,
-    InvalidStackOption,
     PrometheusReloadFailed,
     ProxyConfigInvalid,
+    ServerNotFound,
+    SetupDone,
+    SshError,
     StackNotApplied,
+    StorageError,
     UnknownService,
+    UserNotFound,
 )
-from .stack import ServiceSpec, StackOptions, StackSpec
-from .stack_apply import ApplyReport, ServiceChange
-from .stack_control import ServiceStatus
-
-from .errors import AnswersInvalid, DockerMissing
+from .exporter_install import InstallResult
+from .fleet_check import CheckResult
+from .identity import ApiToken, Role, User
+from .inventory import ImportReport
 from .quickstart import QuickstartReport
 from .quickstart_answers import QuickstartAnswers
 from .quickstart_answers_file import load_answers
+from .stack import ServiceSpec, StackOptions, StackSpec
+from .stack_apply import ApplyReport, ServiceChange
+from .stack_control import ServiceStatus
+from .worker_session import TrustReport
 
 __version__ = "2.0.0"
 
 __all__ = [
+    "AnswersInvalid",
+    "ApiToken",
+    "ApplyReport",
+    "ArtifactProblem",
     "AsyncFleet",
+    "AuthenticationFailed",
+    "CheckResult",
     "Conflict",
+    "ContainerFailed",
     "DcOverviewError",
+    "DockerMissing",
     "DuplicateKey",
     "DuplicateServer",
+    "DuplicateUser",
+    "EngineUnavailable",
     "ExporterState",
     "Fleet",
     "ForeignDatabase",
+    "HostKeyChanged",
+    "ImagePullFailed",
     "ImportProblem",
     "ImportReport",
+    "InstallResult",
     "InvalidAddress",
     "InvalidInput",
     "InvalidName",
     "InvalidPort",
+    "InvalidRoute",
+    "InvalidStackOption",
     "IpmiMonitorNotFound",
     "KeyInUse",
     "KeyNotFound",
+    "LastAdmin",
+    "load_answers",
+    "MetricsUnavailable",
+    "NoSuchRecord",
     "NotFound",
+    "open",
+    "open_async",
+    "OperationUnavailable",
+    "PermissionDenied",
+    "PrometheusReloadFailed",
+    "ProxyConfigInvalid",
+    "QuickstartAnswers",
+    "QuickstartReport",
+    "Role",
     "Server",
     "ServerNotFound",
     "ServerStatus",
-    "Settings",
-    "SshKey",
-    "StorageError",
-    "ApiToken",
-    "AuthenticationFailed",
-    "DuplicateUser",
-    "LastAdmin",
-    "MetricsUnavailable",
-    "NoSuchRecord",
-    "OperationUnavailable",
-    "PermissionDenied",
-    "Role",
-    "SetupDone",
-    "User",
-    "UserNotFound",
-    "ArtifactProblem",
-    "CheckResult",
-    "HostKeyChanged",
-    "InstallResult",
-    "SshError",
-    "TrustReport",
-    "ApplyReport",
-    "ContainerFailed",
-    "EngineUnavailable",
-    "ImagePullFailed",
-    "InvalidRoute",
-    "InvalidStackOption",
-    "PrometheusReloadFailed",
-    "ProxyConfigInvalid",
     "ServiceChange",
     "ServiceSpec",
     "ServiceStatus",
+    "Settings",
+    "SetupDone",
+    "SshError",
+    "SshKey",
     "StackNotApplied",
     "StackOptions",
     "StackSpec",
+    "StorageError",
+    "TrustReport",
     "UnknownService",
-    "AnswersInvalid",
-    "DockerMissing",
-    "QuickstartAnswers",
-    "QuickstartReport",
-    "load_answers",
+    "User",
+    "UserNotFound",
     "__version__",
-    "open",
-    "open_async",
 ]

@@ -421,10 +421,3 @@ class DockerMissing(DcOverviewError):
             "(answer yes when asked, or docker.install: yes in the answers file), then run quickstart again",
         )
         self.reason = reason
-
-
-# -- alert delivery (Alertmanager) -----------------------------------------------------
-
-
-class InvalidAlerting(InvalidInput):
-    """A setting of where alerts go (webhook, e-mail, timings) is not acceptable."""
