@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="fleet sizes, e.g. 50,200,500")
     parser.add_argument("--no-ansible", action="store_true", help="leave Ansible out")
     parser.add_argument("--api-servers", type=int, default=5000)
-    parser.add_argument("--api-duration", type=float, default=10.0, help="seconds of load per endpoint")
+    parser.add_argument("--api-duration", type=float, default=8.0, help="seconds of load per endpoint")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs of every run)")
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ from .load import LoadResult, ensure_wrk, parse_wrk, wrk_command
 TARGET_SHARE = 0.5  # targets.json at >= 50% of the ceiling's requests/s
 TARGET_P99_MS = 100.0
 TARGET_RSS_MB = 150.0
-WARM_UP_S = 2.0
+WARM_UP_S = 1.0
 REPO = Path(__file__).resolve().parent.parent
 
 

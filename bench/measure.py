@@ -26,7 +26,7 @@ from pathlib import Path
 import attrs
 
 PR_SET_CHILD_SUBREAPER = 36
-WORKER_SETTLE_S = 0.3
+WORKER_SETTLE_S = 0.2
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
