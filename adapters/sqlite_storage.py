@@ -212,7 +212,26 @@ class SqliteStorage:
     # -- SSH keys ---------------------------------------------------------------------------
 
     def _key(self, row: Mapping[str, Any]) -> SshKey:
-        return self._conv.structure({k: row[k] for k in ("id", "name", "public_key", "fingerprint", "private_key_path")}, SshKey)
+        fields = {k: row[k] for k in ("id", "name", "public_key", "fingerprint", "private_key_path")}
+        return self._conv.structure(fields | {"private_key_path": self._key_path(row["private_key_path"])}, SshKey)
+
+    # A key file in <data>/ssh_keys is stored by its path in the data dir and
+    # handed out where the data dir is seen now: the stack's app container
+    # sees the host's /etc/dc-overview at /data. Absolute paths stored by
+    # earlier versions are found there too.
+    def _stored_key_path(self, path: str) -> str:
+        if Path(path).parent.resolve() == (self.data_dir / KEYS_DIR).resolve():
+            return f"{KEYS_DIR}/{Path(path).name}"
+        return path
+
+    def _key_path(self, stored: str) -> str:
+        path = Path(stored)
+        if not path.is_absolute():
+            return str(self.data_dir / path)
+        here = self.data_dir / KEYS_DIR / path.name
+        if path.parent.name == KEYS_DIR and not path.exists() and here.exists():
+            return str(here)
+        return stored
 
     def list_keys(self) -> list[SshKey]:
         return [self._key(r) for r in self.db["ssh_keys"].rows_where(order_by="name")]
@@ -228,6 +247,7 @@ class SqliteStorage:
     def add_key(self, key: SshKey) -> SshKey:
         row = self._conv.unstructure(key)
         row.pop("id")
+        row["private_key_path"] = self._stored_key_path(key.private_key_path)
         with self.transaction(), _unique_as(errors.DuplicateKey, None, key.name):
             new_id = self.db["ssh_keys"].insert(row | {"created_at": _now()}).last_pk
         return self.get_key_by_id(new_id)  # type: ignore[return-value]
