@@ -38,8 +38,14 @@ class Registry:
         return remote
 
     def close(self) -> None:
+        """Stop it, and forget every image reference to it on the engine
+        (tags, and the ``repo@digest`` a pull leaves behind)."""
         for image in self.pushed:
             docker("image", "rm", image, check=False)
+        listed = docker("images", "--digests", "--format", "{{.Repository}} {{.Digest}}", check=False).stdout
+        for repository, digest in (line.split() for line in listed.splitlines() if len(line.split()) == 2):
+            if repository.startswith(self.address + "/") and digest.startswith("sha256:"):
+                docker("image", "rm", f"{repository}@{digest}", check=False)
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
