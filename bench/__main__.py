@@ -1,9 +1,9 @@
 """The benchmark suite in one run: ``python -m bench``.
 
-    python -m bench                  # everything (about 10-15 minutes on 2 cores)
-    python -m bench --quick          # N=50 only, shorter API runs (about 3 minutes)
+    python -m bench                  # everything (about 14 minutes on 2 cores)
+    python -m bench --quick          # N=50 only, shorter API runs (about 5 minutes)
     python -m bench --only fleet     # or rollout, limits, api, exporter (comma-separated)
-    python -m bench --full           # every Ansible forks setting (about 30 minutes)
+    python -m bench --full           # every Ansible forks setting (much longer)
     python -m bench --sizes 50,200 --no-ansible
 
 Needs root (it starts sshd and adds the user ``dcbench``), openssh-server,
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="N=50 only, 5 s API runs")
     parser.add_argument("--full", action="store_true",
-                        help="every Ansible forks setting at every size (slow: about 30 minutes)")
+                        help="every Ansible forks setting at every size (much longer)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run: fleet,rollout,limits,api,exporter")
     parser.add_argument("--sizes", help="fleet sizes, e.g. 50,200,500")
     parser.add_argument("--no-ansible", action="store_true", help="leave Ansible out")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -134,17 +135,20 @@ class FleetBench:
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self._run = 0
+        self._last_command = ""
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _measure(self, label: str, argv: Sequence[str], **kwargs: object) -> Measured:
         self._run += 1
         log = self.logs / f"{self._run:03d}-{label}.log"
+        self._last_command = " ".join(shlex.quote(a if len(a) <= 200 else a[:100] + "...") for a in argv)
         measured = run_measured(argv, exclude=self.farm.pids, farm=self.farm, log=log,
                                 **kwargs)  # type: ignore[arg-type]
         return measured
 
     def _add(self, entry: dict) -> None:
+        entry.setdefault("command", self._last_command)
         self.rows.append(entry)
         flag = "" if entry["ok"] == entry["hosts"] else f"  ({entry['hosts'] - entry['ok']} FAILED)"
         self.say(f"  {entry['section']:<7} N={entry['hosts']:<4} {entry['tool']:<30} {entry['variant']:<34} "
@@ -180,7 +184,8 @@ class FleetBench:
         if retried:
             note += f"; {retried} needed more than one login attempt"
         if not results:
-            note = _last_line(measured.output)
+            crashed = "Traceback (most recent call last)" in measured.output
+            note = ("crashed with a traceback: " if crashed else "") + _last_line(measured.output)
         entry = row(self.section, n, tool, variant, concurrency, measured, ok, note)
         self._add(entry)
         return entry

