@@ -47,9 +47,10 @@ async def for_each_server(
     gate = asyncio.Semaphore(max(1, concurrency))
     total = len(servers)
     done = 0
+    report = progress
 
     async def one(server: Server) -> R:
-        nonlocal done
+        nonlocal done, report
         async with gate:
             started = time.monotonic()
             try:
@@ -57,8 +58,11 @@ async def for_each_server(
             except Exception as exc:  # one server's failure is its own result
                 result = failed(server, exc, time.monotonic() - started)
         done += 1
-        if progress is not None:
-            progress(result, done, total)
+        if report is not None:
+            try:
+                report(result, done, total)
+            except Exception:  # a broken progress display must never cost the results
+                report = None
         return result
 
     return list(await asyncio.gather(*(one(server) for server in servers)))
