@@ -84,6 +84,8 @@ class SqliteStorage:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
         self._depth = 0
+        self._commits = 0  # changes made through this connection
+        self._servers_cache: tuple[tuple[int, int], list[Server]] | None = None
         self._conv = _converter()
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +142,7 @@ class SqliteStorage:
             self.db.execute("COMMIT")
         finally:
             self._depth = 0
+            self._commits += 1
 
     # -- servers ----------------------------------------------------------------------
 
@@ -182,7 +185,15 @@ class SqliteStorage:
         return found[0] if found else None
 
     def list_servers(self) -> list[Server]:
-        return self._query("ORDER BY s.name")
+        """Every server by name. Kept between calls until the database changes
+        (through this connection, or any other: ``PRAGMA data_version``), so
+        dashboards and Prometheus' http_sd polls do not rebuild 5,000 values."""
+        if self._depth:  # inside a transaction: see its own changes
+            return self._query("ORDER BY s.name")
+        version = (self.db.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        if self._servers_cache is None or self._servers_cache[0] != version:
+            self._servers_cache = (version, self._query("ORDER BY s.name"))
+        return list(self._servers_cache[1])
 
     def get_server(self, name: str) -> Server | None:
         return self._one("name = ?", [name])

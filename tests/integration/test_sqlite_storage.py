@@ -152,3 +152,21 @@ def test_atomic_file_write_leaves_no_partial_files(store):
     store.write_file_atomically("prometheus/targets/fleet.json", "[1]\n")
     assert path.read_text() == "[1]\n"
     assert [p.name for p in path.parent.iterdir()] == ["fleet.json"]
+
+
+def test_server_list_is_reused_until_the_database_changes(store, tmp_path):
+    store.add_server(Server(name="a", address="10.0.0.1"))
+    first = store.list_servers()
+    assert store.list_servers() == first
+    store.add_server(Server(name="b", address="10.0.0.2"))
+    assert [s.name for s in store.list_servers()] == ["a", "b"]
+    other = SqliteStorage(tmp_path / "data")  # another process's connection
+    other.remove_server(other.get_server("a").id)
+    other.close()
+    assert [s.name for s in store.list_servers()] == ["b"]
+    with store.transaction():
+        store.add_server(Server(name="c", address="10.0.0.3"))
+        assert [s.name for s in store.list_servers()] == ["b", "c"]
+    returned = store.list_servers()
+    returned.clear()
+    assert len(store.list_servers()) == 2
