@@ -18,6 +18,7 @@ end. Everything the test made is removed afterwards, also on failure.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ SCRAPE_INTERVAL = "5s"  # also how often the rules are evaluated
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    started = time.monotonic()
     require_lab()
     need_images(PROMETHEUS_IMAGE, NGINX_IMAGE, APP_IMAGE)
     if not DEBIAN_NODE_EXPORTER.exists():
@@ -62,6 +64,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     lab = WorkerLab()
     try:
         with registry(root / "registry") as images:
+            steps.timings.append(("setup: parts checked, registry up", time.monotonic() - started))
             yield Fleet(root=root, data=root / "data", key=make_ssh_key(root / "key"), lab=lab, registry=images,
                         prefix=prefix, ports=ports, steps=steps)
     finally:
@@ -325,6 +328,8 @@ def test_12_quickstart_again_changes_nothing(fleet: Fleet):
         assert "Nothing changed: this host already matches the answers." in run.stdout, run.explain()
         changed = [line for line in run.stderr.splitlines() if line.lstrip().startswith(("+ ", "! "))]
         assert not changed, run.explain()
+        for name in fleet.names:
+            assert re.search(rf"^{name}\s+unchanged\s", run.stdout, re.M), f"{name} not unchanged:\n{run.explain()}"
         assert fleet.ids() == ids, "quickstart recreated containers"
         # a link set in the web app is not put back by quickstart
         assert "https://ipmi.example.net/" in fleet.cli("settings", "get", "ipmi_monitor_url").stdout
