@@ -84,7 +84,6 @@ class SqliteStorage:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
         self._depth = 0
-        self._commits = 0  # changes made through this connection
         self._servers_cache: tuple[tuple[int, int], list[Server]] | None = None
         self._conv = _converter()
         try:
@@ -142,7 +141,6 @@ class SqliteStorage:
             self.db.execute("COMMIT")
         finally:
             self._depth = 0
-            self._commits += 1
 
     # -- servers ----------------------------------------------------------------------
 
@@ -184,13 +182,22 @@ class SqliteStorage:
         found = self._query(f"WHERE s.{where} LIMIT 1", args)
         return found[0] if found else None
 
+    def revision(self) -> tuple[int, int]:
+        """Changes whenever anything stored changes: servers, keys, settings,
+        and the accounts tables that share this connection. ``PRAGMA
+        data_version`` moves when another connection (another process)
+        commits; ``total_changes`` counts every row this connection has
+        written. One cheap query, no table read."""
+        conn = self.db.conn
+        return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
     def list_servers(self) -> list[Server]:
         """Every server by name. Kept between calls until the database changes
-        (through this connection, or any other: ``PRAGMA data_version``), so
+        (through this connection, or any other: ``revision()``), so
         dashboards and Prometheus' http_sd polls do not rebuild 5,000 values."""
         if self._depth:  # inside a transaction: see its own changes
             return self._query("ORDER BY s.name")
-        version = (self.db.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        version = self.revision()
         if self._servers_cache is None or self._servers_cache[0] != version:
             self._servers_cache = (version, self._query("ORDER BY s.name"))
         return list(self._servers_cache[1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,8 @@ from dc_overview.services import SELF
 
 from . import web_json as body_of
 from .web_auth import public
-from .web_context import CONFIG, JOBS, METRICS, fleet, identity, url
+from .web_cache import answer
+from .web_context import BODIES, CONFIG, JOBS, METRICS, fleet, identity, url
 from .web_jobs import ACTIONS, Job, fleet_operation, job_view
 from .web_json import json_response, key_view, path_id, server_view
 
@@ -45,9 +47,18 @@ async def health(request: web.Request) -> web.Response:
 # -- servers ----------------------------------------------------------------------------------
 
 
+async def kept_body(request: web.Request, name: str, build: Callable[[], Awaitable[Any]]) -> web.Response:
+    """A body rendered once per database revision (see web_cache)."""
+    revision = await fleet(request).revision()
+    return answer(request, await request.app[BODIES].get(name, revision, build))
+
+
 @routes.get("/api/servers")
 async def list_servers(request: web.Request) -> web.Response:
-    return json_response([server_view(s) for s in await fleet(request).servers()])
+    async def build() -> list[dict[str, Any]]:
+        return [server_view(s) for s in await fleet(request).servers()]
+
+    return await kept_body(request, "servers", build)
 
 
 @routes.post("/api/servers")
@@ -211,14 +222,16 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/prometheus/targets")
 async def prometheus_targets(request: web.Request) -> web.Response:
-    return json_response(await fleet(request).targets())
+    return await kept_body(request, "targets", fleet(request).targets)
 
 
 async def _allow_scraper(request: web.Request) -> None:
     """Open unless a scrape token is set; then that token, or any logged-in user."""
-    token = await fleet(request).read_secret(SCRAPE_TOKEN)
     who = identity(request)
-    if token is None or who.user is not None:
+    if who.user is not None:
+        return
+    token = await fleet(request).read_secret(SCRAPE_TOKEN)
+    if token is None:
         return
     if who.bearer and hmac.compare_digest(who.bearer.encode(), token.encode()):
         return
@@ -233,7 +246,7 @@ async def _allow_scraper(request: web.Request) -> None:
 async def prometheus_http_sd(request: web.Request) -> web.Response:
     """For Prometheus' http_sd_configs: always the whole list, ``[]`` when empty."""
     await _allow_scraper(request)
-    return json_response(await fleet(request).targets())
+    return await kept_body(request, "targets", fleet(request).targets)
 
 
 @routes.get("/metrics")

@@ -37,6 +37,7 @@ from .web_auth import (
 )
 from .web_context import (
     AUTH,
+    BODIES,
     CLIENT,
     CONFIG,
     FLEET,
@@ -48,6 +49,7 @@ from .web_context import (
     is_api,
     normalize_prefix,
 )
+from .web_cache import BodyCache
 from .web_jobs import JobRunner
 from .web_json import json_response
 from .web_metrics import WebMetrics, metrics_middleware
@@ -193,6 +195,7 @@ def create_app(fleet: AsyncFleet, config: WebConfig | None = None) -> web.Applic
     app[CONFIG] = config
     app[TEMPLATES] = template_env()
     app[METRICS] = WebMetrics()
+    app[BODIES] = BodyCache()
     app.on_response_prepare.append(_security_headers)
     app.on_response_prepare.append(write_cookie)
     app.cleanup_ctx.append(_auth_ctx)

@@ -26,7 +26,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +35,7 @@ import attrs
 from aiohttp import web
 
 from dc_overview.accounts import SESSION_LIFETIME
+from dc_overview.identity import User
 
 from .web_context import (
     AUTH,
@@ -156,10 +157,40 @@ class LoginThrottle:
             self._failures.pop(key, None)
 
 
+class TokenCache:
+    """API tokens verified lately, by their SHA-256, with the database
+    revision they were verified at. An entry counts only while the revision
+    is unchanged (revoking a token, removing its user or changing a role is a
+    write, here or in another process) and for ``ttl`` seconds, so that the
+    token's last use is still recorded about once a minute. Bounded."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[bytes, tuple[Hashable, float, User]] = {}
+
+    def get(self, digest: bytes, revision: Hashable) -> User | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[0] != revision or self._clock() - entry[1] >= self.ttl:
+            del self._entries[digest]
+            return None
+        return entry[2]
+
+    def put(self, digest: bytes, revision: Hashable, user: User) -> None:
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[digest] = (revision, self._clock(), user)
+
+
 @attrs.define
 class AuthState:
     codec: CookieCodec
     throttle: LoginThrottle
+    tokens: TokenCache = attrs.Factory(TokenCache)
 
 
 def login_limits(request: web.Request, name: str) -> list[tuple[str, int]]:
@@ -231,11 +262,25 @@ async def write_cookie(request: web.Request, response: web.StreamResponse) -> No
 # -- the middleware ----------------------------------------------------------------------------------
 
 
+async def _token_user(request: web.Request, secret: str) -> User | None:
+    """The token's user, from the cache while the database is unchanged. A
+    check that itself wrote (the token's last use) is cached on the next one."""
+    cache = request.app[AUTH].tokens
+    digest = hashlib.sha256(secret.encode(errors="surrogatepass")).digest()
+    before = await fleet(request).revision()
+    user = cache.get(digest, before)
+    if user is None:
+        user = await fleet(request).user_for_token(secret)
+        if user is not None and await fleet(request).revision() == before:
+            cache.put(digest, before, user)
+    return user
+
+
 async def _identify(request: web.Request) -> Identity:
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
-        user = await fleet(request).user_for_token(credential.strip())
+        user = await _token_user(request, credential.strip())
         return Identity(user, "token") if user else Identity(bearer=credential.strip())
     secret = request[COOKIE].get("s")
     if isinstance(secret, str) and secret:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from aiohttp import web
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported for annotations only; these modules import this on
     import jinja2
 
     from .web_auth import AuthState
+    from .web_cache import BodyCache
     from .web_jobs import JobRunner
     from .web_metrics import WebMetrics
 
@@ -105,12 +106,13 @@ JOBS: web.AppKey[JobRunner] = web.AppKey("jobs")
 AUTH: web.AppKey[AuthState] = web.AppKey("auth")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
+BODIES: web.AppKey[BodyCache] = web.AppKey("bodies")
 
-# request keys (plain strings: aiohttp's request mapping)
-CLIENT = "dc_overview.client"
-IDENTITY = "dc_overview.identity"
-COOKIE = "dc_overview.cookie"  # the decoded cookie payload
-COOKIE_OUT = "dc_overview.cookie_out"  # a payload to write back with the response
+# request keys (typed, as the app's are)
+CLIENT = web.RequestKey("dc_overview.client", ClientInfo)
+IDENTITY = web.RequestKey("dc_overview.identity", Identity)
+COOKIE: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie")  # the decoded cookie payload
+COOKIE_OUT: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie_out")  # written back with the response
 
 
 def fleet(request: web.Request) -> AsyncFleet:

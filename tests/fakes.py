@@ -46,6 +46,10 @@ class FakeStorage:
         self.next_id += 1
         return self.next_id - 1
 
+    def revision(self) -> str:
+        """The stored state itself, as text: differs after any change."""
+        return repr((sorted(self.servers.items()), sorted(self.keys.items()), sorted(self.settings.items())))
+
     def list_servers(self) -> list[Server]:
         return sorted(self.servers.values(), key=lambda s: s.name)
 

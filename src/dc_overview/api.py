@@ -13,7 +13,7 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 from . import errors, fleet_config, inventory, ipmi_import, keys, settings, targets
 from .bootstrap import bootstrap
@@ -117,6 +117,11 @@ class AsyncFleet:
 
     async def write_targets(self) -> Path:
         return targets.write_targets(self.deps)
+
+    async def revision(self) -> Hashable:
+        """Differs after any stored change, by this process or another: a key
+        for caching what is built from the inventory (the web API's bodies)."""
+        return self.deps.storage.revision()
 
     async def fleet_config(self) -> dict:
         return await fleet_config.fleet_config(self.deps)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncContextManager, AsyncIterator, Callable, ContextManager, Mapping, Protocol, Sequence
+from typing import AsyncContextManager, AsyncIterator, Callable, ContextManager, Hashable, Mapping, Protocol, Sequence
 
 import attrs
 
@@ -25,6 +25,12 @@ class Storage(Protocol):
     data_dir: Path
 
     def transaction(self) -> ContextManager[None]: ...
+
+    def revision(self) -> Hashable:
+        """A cheap value that differs after any stored change (servers, keys,
+        settings, accounts), whether this process or another made it; equal
+        values mean nothing changed. For caches of what is built from it."""
+        ...
 
     # servers
     def list_servers(self) -> list[Server]: ...
