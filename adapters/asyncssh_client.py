@@ -18,15 +18,39 @@ import secrets
 import signal
 import socket
 from pathlib import PurePosixPath
-from typing import AsyncIterator, Sequence
-
-import asyncssh
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 from dc_overview import errors
 from dc_overview.domain import fingerprint
 from dc_overview.ports import CommandResult, FileUpload, SshTarget
 
-_PLAIN_KEY_ALGS = [alg.decode() for alg in asyncssh.public_key.get_default_public_key_algs()]
+if TYPE_CHECKING:
+    import asyncssh
+
+_PLAIN_KEY_ALGS: list[str] = []  # asyncssh's host key algorithms, set by _load_client_library
+
+
+def _load_client_library() -> None:
+    """asyncssh (and the cryptography under it) on the first connection, so
+    the commands that reach no worker start without it. Everything below
+    that names ``asyncssh`` runs after a ``connect``."""
+    global asyncssh, _HostKeyCheck
+    if _PLAIN_KEY_ALGS:
+        return
+    import asyncssh
+
+    class _HostKeyCheck(asyncssh.SSHClient):
+        """Called during the key exchange with the key the server offered."""
+
+        def __init__(self, pinned: asyncssh.SSHKey | None) -> None:
+            self.pinned = pinned
+            self.offered: asyncssh.SSHKey | None = None
+
+        def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+            self.offered = key
+            return self.pinned is None or key == self.pinned
+
+    _PLAIN_KEY_ALGS.extend(alg.decode() for alg in asyncssh.public_key.get_default_public_key_algs())
 
 
 class AsyncsshClient:
@@ -37,6 +61,7 @@ class AsyncsshClient:
 
     @contextlib.asynccontextmanager
     async def connect(self, target: SshTarget, *, timeout: float) -> AsyncIterator["AsyncsshConnection"]:
+        _load_client_library()
         pinned = _import_host_key(target) if target.pinned_host_key else None
         checker = _HostKeyCheck(pinned)
         options = dict(
@@ -82,18 +107,6 @@ class AsyncsshClient:
                                   "check the key with `dc-overview keys list`") from None
         self._keys[path] = (mtime, key)
         return key
-
-
-class _HostKeyCheck(asyncssh.SSHClient):
-    """Called during the key exchange with the key the server offered."""
-
-    def __init__(self, pinned: asyncssh.SSHKey | None) -> None:
-        self.pinned = pinned
-        self.offered: asyncssh.SSHKey | None = None
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        self.offered = key
-        return self.pinned is None or key == self.pinned
 
 
 class AsyncsshConnection:

@@ -15,17 +15,34 @@ import os
 import tarfile
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
-
-import aiodocker
-import aiohttp
-from aiodocker.exceptions import DockerError
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping, Sequence
 
 from dc_overview import errors
 from dc_overview.ports import CommandResult, ContainerInfo, ContainerSpec
 
+if TYPE_CHECKING:
+    import aiodocker
+
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _NANO = 1_000_000_000
+
+
+class _NotLoaded(Exception):
+    """Stands for aiodocker's and aiohttp's errors until ``_load_client_library``
+    has run; nothing raises it, and nothing that could raise theirs runs before."""
+
+
+DockerError: type[Exception] = _NotLoaded
+ClientConnectionError: type[Exception] = _NotLoaded
+
+
+def _load_client_library() -> None:
+    """aiodocker (and aiohttp under it) on the first use of the engine, so the
+    commands that never reach Docker start without them."""
+    global aiodocker, DockerError, ClientConnectionError
+    import aiodocker
+    from aiodocker.exceptions import DockerError
+    from aiohttp import ClientConnectionError
 
 
 class DockerRuntime:
@@ -60,6 +77,7 @@ class DockerRuntime:
             self._client = None  # made on another (closed) event loop
         if self._client is None:
             self._check_socket()
+            _load_client_library()
             self._client = aiodocker.Docker(url=self.url)
             self._loop = loop
         return self._client
@@ -87,7 +105,7 @@ class DockerRuntime:
         except PermissionError:
             raise errors.EngineUnavailable(f"no permission to use the Docker engine at {self.url}",
                                            "run as root or join the docker group") from None
-        except (FileNotFoundError, ConnectionRefusedError, aiohttp.ClientConnectionError) as exc:
+        except (FileNotFoundError, ConnectionRefusedError, ClientConnectionError) as exc:
             raise errors.EngineUnavailable(f"the Docker engine at {self.url} cannot be reached ({exc})",
                                            "start it (systemctl start docker)") from None
 

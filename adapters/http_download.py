@@ -9,8 +9,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import aiohttp
-
 from dc_overview import errors
 
 
@@ -19,6 +17,8 @@ class HttpDownloader:
         self.chunk_size = chunk_size
 
     async def fetch(self, url: str, destination: Path, *, timeout: float) -> None:
+        import aiohttp  # only here: commands that download nothing start without it
+
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import aiohttp
-
 from dc_overview import errors
 
 
@@ -12,12 +10,14 @@ class PrometheusLifecycle:
     # A reload waits for remote-write queues it drops to flush (up to
     # --storage.remote.flush-deadline, 1 minute by default).
     def __init__(self, timeout_s: float = 90.0) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
 
     async def reload(self, base_url: str) -> None:
+        import aiohttp  # only here: commands that reload nothing start without it
+
         url = base_url.rstrip("/") + "/-/reload"
         try:
-            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as session:
                 async with session.post(url) as response:
                     text = (await response.text()).strip()
                     if response.status != 200:

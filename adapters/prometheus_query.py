@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-
 from dc_overview import errors
 from dc_overview.ports import Sample
 
 
 class PrometheusQuery:
     async def query(self, base_url: str, promql: str, *, timeout: float) -> list[Sample]:
+        import aiohttp  # only here: commands that query nothing start without it
+
         url = base_url.rstrip("/") + "/api/v1/query"
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \

@@ -3,6 +3,8 @@
 ``<data>/dc-overview.db`` in WAL mode with foreign keys on; the schema
 version lives in ``PRAGMA user_version`` and forward migrations run on open.
 Rows are turned into domain values by one cattrs converter, here at the edge.
+Queries are plain SQL on the sqlite3 connection; sqlite-utils (slow to
+import) is loaded only when the schema is created or upgraded.
 Private keys live beside it in ``<data>/ssh_keys/`` with mode 0600.
 """
 
@@ -15,14 +17,16 @@ import sqlite3
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import cattrs
-import sqlite_utils
 
 from dc_overview import errors
 from dc_overview.domain import Server, SshKey
 from dc_overview.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DB_FILE = "dc-overview.db"
 KEYS_DIR = "ssh_keys"
@@ -79,6 +83,36 @@ def _converter() -> cattrs.Converter:
     return conv
 
 
+class _Database:
+    """The calls made on the database outside the migrations, with sqlite-utils'
+    names (``db.execute``, ``db.table_names()``, ``db.conn``) on the plain connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql) if parameters is None else self.conn.execute(sql, parameters)
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def rows(self, sql: str, parameters: Any = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, parameters)
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        names = ", ".join(f"[{name}]" for name in row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.conn.execute(f"INSERT INTO [{table}] ({names}) VALUES ({marks})", list(row.values()))
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def update(self, table: str, row_id: int, row: Mapping[str, Any]) -> int:
+        changes = ", ".join(f"[{name}] = ?" for name in row)
+        cursor = self.conn.execute(f"UPDATE [{table}] SET {changes} WHERE id = ?", [*row.values(), row_id])
+        return cursor.rowcount
+
+
 class SqliteStorage:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -92,7 +126,7 @@ class SqliteStorage:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL")
-            self.db = sqlite_utils.Database(conn)
+            self.db = _Database(conn)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise errors.StorageError(
@@ -115,9 +149,14 @@ class SqliteStorage:
                 f"{self.path} has schema version {version}, newer than this dc-overview knows ({SCHEMA_VERSION})",
                 "upgrade dc-overview",
             )
+        if version == SCHEMA_VERSION:
+            return
+        import sqlite_utils  # only here: opening an up-to-date database needs none of it
+
+        schema = sqlite_utils.Database(self.db.conn)
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():
-                MIGRATIONS[number](self.db)
+                MIGRATIONS[number](schema)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextlib.contextmanager
@@ -214,18 +253,19 @@ class SqliteStorage:
     def add_server(self, server: Server) -> Server:
         row = self._server_row(server) | {"created_at": _now()}
         with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
-            new_id = self.db["servers"].insert(row).last_pk
+            new_id = self.db.insert("servers", row)
         return self.get_server_by_id(new_id)  # type: ignore[return-value]
 
     def update_server(self, server: Server) -> Server:
         assert server.id is not None, "update needs a stored server"
         with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
-            self.db["servers"].update(server.id, self._server_row(server))
+            if not self.db.update("servers", server.id, self._server_row(server)):
+                raise errors.ServerNotFound(server.name)
         return self.get_server_by_id(server.id)  # type: ignore[return-value]
 
     def remove_server(self, server_id: int) -> None:
         with self.transaction():
-            self.db["servers"].delete(server_id)
+            self.db.execute("DELETE FROM servers WHERE id = ?", [server_id])
 
     # -- SSH keys ---------------------------------------------------------------------------
 
@@ -252,14 +292,14 @@ class SqliteStorage:
         return stored
 
     def list_keys(self) -> list[SshKey]:
-        return [self._key(r) for r in self.db["ssh_keys"].rows_where(order_by="name")]
+        return [self._key(r) for r in self.db.rows("SELECT * FROM ssh_keys ORDER BY name")]
 
     def get_key(self, name: str) -> SshKey | None:
-        rows = list(self.db["ssh_keys"].rows_where("name = ?", [name], limit=1))
+        rows = self.db.rows("SELECT * FROM ssh_keys WHERE name = ? LIMIT 1", [name])
         return self._key(rows[0]) if rows else None
 
     def get_key_by_id(self, key_id: int) -> SshKey | None:
-        rows = list(self.db["ssh_keys"].rows_where("id = ?", [key_id], limit=1))
+        rows = self.db.rows("SELECT * FROM ssh_keys WHERE id = ? LIMIT 1", [key_id])
         return self._key(rows[0]) if rows else None
 
     def add_key(self, key: SshKey) -> SshKey:
@@ -267,12 +307,12 @@ class SqliteStorage:
         row.pop("id")
         row["private_key_path"] = self._stored_key_path(key.private_key_path)
         with self.transaction(), _unique_as(errors.DuplicateKey, None, key.name):
-            new_id = self.db["ssh_keys"].insert(row | {"created_at": _now()}).last_pk
+            new_id = self.db.insert("ssh_keys", row | {"created_at": _now()})
         return self.get_key_by_id(new_id)  # type: ignore[return-value]
 
     def remove_key(self, key_id: int) -> None:
         with self.transaction():
-            self.db["ssh_keys"].delete(key_id)
+            self.db.execute("DELETE FROM ssh_keys WHERE id = ?", [key_id])
 
     def write_private_key(self, name: str, text: str) -> Path:
         """Write a new 0600 key file; never replaces an existing one."""
@@ -303,11 +343,12 @@ class SqliteStorage:
     # -- settings and files -------------------------------------------------------------------
 
     def load_settings(self) -> dict[str, object]:
-        return {r["name"]: json.loads(r["value"]) for r in self.db["settings"].rows}
+        return {name: json.loads(value) for name, value in self.db.execute("SELECT name, value FROM settings")}
 
     def save_setting(self, name: str, value: object) -> None:
         with self.transaction():
-            self.db["settings"].upsert({"name": name, "value": json.dumps(value)}, pk="name")
+            self.db.execute("INSERT INTO settings (name, value) VALUES (?, ?)"
+                            " ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, json.dumps(value)])
 
     def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path:
         return atomic_write(self.data_dir / relative, content, mode)

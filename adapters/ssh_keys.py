@@ -3,18 +3,26 @@ OpenSSH/PEM private keys, deriving the public key)."""
 
 from __future__ import annotations
 
-import asyncssh
+from typing import TYPE_CHECKING
 
 from dc_overview import errors
 from dc_overview.ports import KeyMaterial
 
+if TYPE_CHECKING:
+    import asyncssh
+
 
 class AsyncsshKeyTool:
+    # asyncssh is imported where it is used: most commands handle no key and start without it
     def generate(self, comment: str) -> KeyMaterial:
+        import asyncssh
+
         key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
         return _material(key)
 
     def load(self, private_key: str, passphrase: str | None = None) -> KeyMaterial:
+        import asyncssh
+
         try:
             key = asyncssh.import_private_key(private_key, passphrase)
         except (asyncssh.KeyEncryptionError, asyncssh.KeyImportError) as exc:

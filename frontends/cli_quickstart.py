@@ -25,7 +25,6 @@ from dc_overview.quickstart_steps import StepResult
 from . import output
 from .cli import emit, json_option, pass_fleet
 from .cli_fleet_ops import ProgressBar, results_table
-from .quickstart_interview import Asker, Declined, describe_answers, describe_environment, interview
 
 MARKS = {"changed": "+", "unchanged": "=", "skipped": "-", "failed": "!"}
 
@@ -103,6 +102,8 @@ def _unattended(fleet: Fleet, config: Path | None, env: Any) -> QuickstartAnswer
 
 
 def _interactive(fleet: Fleet, env: Any, echo: Any) -> QuickstartAnswers:
+    from .quickstart_interview import Asker, interview
+
     if not sys.stdin.isatty():
         raise click.UsageError("quickstart asks its questions on a terminal; to run it unattended "
                                "give --yes (every default) or --config answers.yaml")
@@ -141,6 +142,9 @@ def quickstart(fleet: Fleet, yes: bool, config: Path | None, role: str | None, c
     monitoring stack in Docker and the workers' exporters over SSH (master).
     Running it again with the same answers changes nothing.
     """
+    # the interview's prompt-toolkit loads only here, not with every command
+    from .quickstart_interview import Declined, describe_answers, describe_environment
+
     echo = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     env = fleet.detect_environment()
     if yes or config is not None or check_only:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # only when a config is rendered: the other commands start without it
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("dc_overview.templates", "stack"),
         undefined=jinja2.StrictUndefined,  # a missing value is a bug, never an empty string

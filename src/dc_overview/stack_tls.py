@@ -10,16 +10,13 @@ from __future__ import annotations
 import datetime
 import ipaddress
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 VALID_DAYS = 825  # the longest validity browsers accept
 RENEW_BEFORE = datetime.timedelta(days=30)
 
 
 def certificate_is_usable(pem: bytes | None, names: list[str], now: datetime.datetime) -> bool:
+    from cryptography import x509  # here, not at import: most commands make no certificate
+
     if not pem:
         return False
     try:
@@ -34,6 +31,11 @@ def certificate_is_usable(pem: bytes | None, names: list[str], now: datetime.dat
 
 def self_signed_certificate(names: list[str], now: datetime.datetime) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) for ``names`` (host names or IP addresses)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, names[0]),

@@ -1,0 +1,68 @@
+"""Start-up cost: a command loads only the libraries it uses. The heavy ones
+(aiohttp, prompt_toolkit, aiodocker, jinja2, asyncssh, cryptography,
+sqlite-utils, prometheus_client) are imported inside the adapters and
+commands that need them, so ``settings list`` or ``--help`` starts in a
+fraction of the time. The time itself is measured by ``python -m bench``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("aiohttp", "prompt_toolkit", "aiodocker", "jinja2", "asyncssh", "cryptography", "sqlite_utils",
+         "prometheus_client", "numpy", "pandas")
+
+# Runs the CLI as `dc-overview` would, then prints the top-level modules it loaded.
+RUN_CLI = """
+import json, sys
+from dc_overview.frontends.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"exit": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}), file=sys.stderr)
+"""
+
+
+def loaded_by(*argv: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", RUN_CLI, *argv], capture_output=True, text=True, timeout=120)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["exit"] in (0, None), done.stderr
+    return set(report["modules"])
+
+
+@pytest.mark.parametrize("argv", [
+    ("settings", "list"),
+    ("servers", "list"),
+    ("check", "--help"),
+    ("quickstart", "--help"),
+    ("exporter", "--help"),
+    ("--help",),
+], ids=" ".join)
+def test_a_command_that_needs_no_heavy_library_loads_none(tmp_path: Path, argv: tuple[str, ...]):
+    data = ("--data-dir", str(tmp_path / "data"))
+    assert "sqlite_utils" in loaded_by(*data, "settings", "list")  # the first open creates the schema with it
+    loaded = loaded_by(*data, *argv)
+    assert "dc_overview" in loaded and "click" in loaded
+    assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_a_command_that_uses_a_library_still_loads_it(tmp_path: Path):
+    # the check above sees imports: generating a key brings asyncssh in
+    loaded = loaded_by("--data-dir", str(tmp_path / "data"), "keys", "generate", "fleet")
+    assert "asyncssh" in loaded
+    assert "aiohttp" not in loaded and "prompt_toolkit" not in loaded
+
+
+def test_the_exporter_command_shows_the_exporters_own_defaults():
+    from dc_overview.frontends import cli_exporter
+    from dc_overview.gpu_exporter import server
+
+    assert (cli_exporter.DEFAULT_PORT, cli_exporter.DEFAULT_LISTEN, cli_exporter.DEFAULT_INTERVAL) == (
+        server.DEFAULT_PORT, server.DEFAULT_LISTEN, server.DEFAULT_INTERVAL)
