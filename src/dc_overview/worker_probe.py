@@ -4,143 +4,122 @@ they answer on their port, version) and, on request, the sha256 of files.
 
 It is POSIX sh (run as ``sh -s`` with the script on stdin, whatever the
 login shell) and prints one ``key=value`` per line; ``parse_probe`` turns
-that into ``WorkerFacts``. HTTP checks run on the worker itself against
-127.0.0.1, with python3, curl or wget, whichever is there.
+that into ``WorkerFacts``.
+
+It runs on every worker at every check, so it starts as few processes as it
+can: one ``uname``; one ``awk`` that reads /proc, /etc and /sys with
+``getline`` (a missing file is no error, in mawk, gawk or busybox awk) and
+tells which exporter ports are in LISTEN state; ``python3 -V``;
+``systemctl`` once, only when systemd runs and one of our units is there;
+an exporter's ``--version`` only when its binary is there; and an HTTP
+check only for a port something listens on (curl, else python3 with a raw
+socket, else wget, on the worker itself against 127.0.0.1). On a worker
+without our exporters that is four processes in all, ``sh`` included.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
-from .exporter_units import SPECS, ExporterSpec, version_command
+from .exporter_units import GPU_SPEC, SPECS, ExporterSpec
+from .worker_probe_shell import AWK_FACTS, SHELL_PRELUDE, UNIT_STATE
+
+__all__ = ["AWK_FACTS", "ROOT_SHELL", "SHELL_PRELUDE", "ExporterProbe", "WorkerFacts", "listen_ports",
+           "parse_probe", "parse_version", "probe_script"]
 
 # Runs the script on stdin as root: directly when logged in as root, else
 # through passwordless sudo. The login's own uid is printed first (as
 # ``login_uid``) so later steps know whether they need sudo too.
-ROOT_SHELL = 'echo "login_uid=$(id -u)"; if [ "$(id -u)" = 0 ]; then exec sh -s; else exec sudo -n sh -s; fi'
-
-SHELL_PRELUDE = r"""
-LC_ALL=C; export LC_ALL
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-say() {
-    case $2 in
-        *"
-"*) printf '%s=%s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')" ;;
-        *) printf '%s=%s\n' "$1" "$2" ;;
-    esac
-}
-probe_http() {
-    url="http://127.0.0.1:$1/metrics"
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import sys, urllib.request as u
-try:
-    r = u.urlopen(sys.argv[1], timeout=3); body = r.read(65536)
-    print("yes" if r.status == 200 and b"# TYPE " in body else "bad")
-except Exception:
-    print("no")' "$url"
-    elif command -v curl >/dev/null 2>&1; then
-        if curl -fsS -m 3 "$url" 2>/dev/null | grep -q '^# TYPE '; then echo yes; else echo no; fi
-    elif command -v wget >/dev/null 2>&1; then
-        if wget -q -T 3 -O - "$url" 2>/dev/null | grep -q '^# TYPE '; then echo yes; else echo no; fi
-    else
-        echo unknown
-    fi
-}
-# probe_exporters NAME:PORT ...: one "exporter.NAME.answering=..." line each
-# (and python3's version), with a single python3 start when there is one.
-probe_exporters() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import platform, sys, urllib.request as u
-print("python3=" + platform.python_version())
-for arg in sys.argv[1:]:
-    name, port = arg.split(":")
-    try:
-        r = u.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=3); body = r.read(65536)
-        answer = "yes" if r.status == 200 and b"# TYPE " in body else "bad"
-    except Exception:
-        answer = "no"
-    print("exporter.%s.answering=%s" % (name, answer))' "$@"
-    else
-        for arg in "$@"; do say "exporter.${arg%%:*}.answering" "$(probe_http "${arg##*:}")"; done
-    fi
-}
-"""
+ROOT_SHELL = 'u=$(id -u); echo "login_uid=$u"; if [ "$u" = 0 ]; then exec sh -s; else exec sudo -n sh -s; fi'
 
 _FACTS = r"""
-say user "$(id -un 2>/dev/null)"
-say uid "$(id -u)"
-if [ -r /etc/os-release ]; then say os "$(. /etc/os-release && printf '%s' "${PRETTY_NAME:-$NAME}")"; fi
-say kernel "$(uname -r)"
-say arch "$(uname -m)"
-say hostname "$(hostname 2>/dev/null || uname -n)"
-say cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
-say cpu_model "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
-say mem_kb "$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo 2>/dev/null)"
-if [ -d /run/systemd/system ]; then say systemd yes; else say systemd no; fi
-if command -v nvidia-smi >/dev/null 2>&1; then
-    if command -v timeout >/dev/null 2>&1; then smi="timeout 20 nvidia-smi"; else smi=nvidia-smi; fi
-    if out=$($smi -L 2>&1); then say gpu_smi "$(printf '%s\n' "$out" | grep -c '^GPU ')"
-    else say gpu_smi_error "$(printf '%s\n' "$out" | head -n 1)"; fi
-fi
-if [ -d /sys/bus/pci/devices ]; then
-    n=0
-    for d in /sys/bus/pci/devices/*; do
-        read -r vendor < "$d/vendor" 2>/dev/null || continue
-        [ "$vendor" = 0x10de ] || continue
-        read -r class < "$d/class" 2>/dev/null || continue
-        case $class in 0x03*) n=$((n + 1)) ;; esac
-    done
-    say gpu_pci "$n"
-elif command -v lspci >/dev/null 2>&1; then
+set -- $(uname -nrm 2>/dev/null)
+say hostname "${1:-}"
+say kernel "${2:-}"
+say arch "${3:-}"
+if [ -d /sys/bus/pci/devices ]; then pci=1; set -- /sys/bus/pci/devices/*; else pci=0; set --; fi
+facts=$(awk -v root= -v pci="$pci" -v ports="$PORTS" "$AWK_FACTS" "$@" 2>/dev/null)
+[ -n "$facts" ] && printf '%s\n' "$facts"
+facts=$NL$facts
+case $facts in *"${NL}uid="*) ;; *) say uid "$(id -u)" ;; esac
+case $facts in *"${NL}user="*) ;; *) say user "$(id -un 2>/dev/null)" ;; esac
+case $facts in *"${NL}listening="*) listening=" ${facts##*"${NL}listening="} " ;; *) listening=" ? " ;; esac
+if [ "$pci" = 0 ] && command -v lspci >/dev/null 2>&1; then
     say gpu_pci "$(lspci -n -d 10de: 2>/dev/null | awk '$2 ~ /^03/' | wc -l)"
 fi
-"""
-
-
-def _exporter_lines(spec: ExporterSpec) -> str:
-    key = f"exporter.{spec.name}"
-    unit = shlex.quote(spec.unit_path)
-    return f"""
-if [ -f {unit} ]; then
-    say {key}.unit present
-    [ -d /run/systemd/system ] && say {key}.enabled "$(systemctl is-enabled {spec.unit} 2>/dev/null)"
-else
-    say {key}.unit absent
+if [ -d /run/systemd/system ]; then systemd=yes; else systemd=no; fi
+say systemd "$systemd"
+if command -v python3 >/dev/null 2>&1; then
+    v=$(python3 -V 2>&1)
+    case $v in "Python 3"*) say python3 "${v#Python }" ;; esac
 fi
-if [ -e {shlex.quote(spec.binary)} ]; then say {key}.version "$({version_command(spec)})"; fi
-"""
-
-
-def _active_lines(specs: list[ExporterSpec]) -> str:
-    """One systemctl call for all units: ``is-active`` prints a line per unit."""
-    units = " ".join(spec.unit for spec in specs)
-    says = "; ".join(f'say exporter.{spec.name}.active "${{{i}:-}}"' for i, spec in enumerate(specs, 1))
-    return f"""
-if [ -d /run/systemd/system ]; then
-    set -- $(systemctl is-active {units} 2>/dev/null)
-    {says}
+if command -v nvidia-smi >/dev/null 2>&1; then
+    if command -v timeout >/dev/null 2>&1; then smi="timeout 20 nvidia-smi"; else smi=nvidia-smi; fi
+    if out=$($smi -L 2>&1); then
+        n=0 rest=$out$NL
+        while [ -n "$rest" ]; do
+            case $rest in "GPU "*) n=$((n + 1)) ;; esac
+            rest=${rest#*"$NL"}
+        done
+        say gpu_smi "$n"
+    else say gpu_smi_error "${out%%"$NL"*}"; fi
 fi
 """
+
+
+def _version_lines(spec: ExporterSpec) -> str:
+    """The installed exporter's first ``--version`` line (the GPU exporter:
+    run by python3 when it is a zipapp), only when its binary is there."""
+    key, binary = f"exporter.{spec.name}", shlex.quote(spec.binary)
+    run = (f"{{ python3 {binary} --version 2>/dev/null || {binary} --version 2>&1; }}" if spec == GPU_SPEC
+           else f"{binary} --version 2>&1")
+    return f'if [ -e {binary} ]; then v=$({run}); say {key}.version "${{v%%"$NL"*}}"; fi\n'
+
+
+def _unit_lines(specs: list[ExporterSpec]) -> str:
+    """Whether each unit file is there; with systemd, its state and (for a
+    unit that is there) whether it starts at boot, from one ``systemctl
+    show`` for all the units present. A unit file that is not there is
+    inactive, and systemctl is not asked."""
+    lines = ["units="]
+    for spec in specs:
+        key, path = f"exporter.{spec.name}", shlex.quote(spec.unit_path)
+        lines.append(f"if [ -f {path} ]; then say {key}.unit present; units=\"$units {spec.unit}\"; "
+                     f"else say {key}.unit absent; fi")
+    lines.append('if [ "$systemd" = yes ]; then')
+    lines.append('    shown=; [ -n "$units" ] && shown=$(systemctl show -p Id -p ActiveState -p UnitFileState $units 2>/dev/null)')
+    for spec in specs:
+        key = f"exporter.{spec.name}"
+        lines.append(f'    case "$units " in *" {spec.unit} "*) unit_state {spec.unit}; say {key}.active "$active"; '
+                     f'say {key}.enabled "$enabled" ;; *) say {key}.active inactive ;; esac')
+    lines.append("fi")
+    return "\n".join(lines) + "\n"
 
 
 def _hash_lines(paths: Iterable[str]) -> str:
     lines = []
     for path in paths:
         quoted = shlex.quote(path)
-        lines.append(f'if [ -f {quoted} ]; then say "sha256.{path}" "$(sha256sum {quoted} | cut -d" " -f1)"; '
+        lines.append(f'if [ -f {quoted} ]; then h=$(sha256sum {quoted}); say "sha256.{path}" "${{h%% *}}"; '
                      f'else say "sha256.{path}" absent; fi')
     return "\n".join(lines) + "\n"
 
 
+def listen_ports(specs: Iterable[ExporterSpec]) -> str:
+    """``HEXPORT:NAME ...``: the ports as /proc/net/tcp writes them."""
+    return " ".join(f"{spec.port:04X}:{spec.name}" for spec in specs)
+
+
 def probe_script(specs: Iterable[ExporterSpec] = SPECS, hash_paths: Iterable[str] = ()) -> str:
     specs = list(specs)
-    answers = "probe_exporters " + " ".join(f"{spec.name}:{spec.port}" for spec in specs) + "\n"
-    return "".join([SHELL_PRELUDE, _FACTS, *map(_exporter_lines, specs), _active_lines(specs), answers,
-                    _hash_lines(hash_paths)])
+    settings = f"AWK_FACTS={shlex.quote(AWK_FACTS)}\nPORTS={shlex.quote(listen_ports(specs))}\n"
+    return "".join([SHELL_PRELUDE, UNIT_STATE, settings, _FACTS, *map(_version_lines, specs), _unit_lines(specs),
+                    "probe_exporters " + " ".join(f"{spec.name}:{spec.port}" for spec in specs) + "\n",
+                    _hash_lines(hash_paths), "exit 0\n"])
 
 
 # -- the answer ----------------------------------------------------------------------------

@@ -2,10 +2,27 @@
 installer sends (what they contain, not how a shell runs them: that is in
 tests/integration)."""
 
-from dc_overview.exporter_plan import ExporterPlan, install_script, plan_install, plan_remove, remove_script
-from dc_overview.exporter_units import GPU_SPEC, NODE_SPEC, gpu_exporter_unit, node_exporter_unit
+from dc_overview.exporter_plan import (
+    ExporterPlan,
+    install_script,
+    plan_install,
+    plan_remove,
+    remove_script,
+)
+from dc_overview.exporter_units import (
+    GPU_SPEC,
+    NODE_SPEC,
+    gpu_exporter_unit,
+    node_exporter_unit,
+)
 from dc_overview.ports import FileUpload
-from dc_overview.worker_probe import parse_probe, parse_version, probe_script
+from dc_overview.worker_probe import (
+    ROOT_SHELL,
+    listen_ports,
+    parse_probe,
+    parse_version,
+    probe_script,
+)
 
 BASE = "kernel=6.1.0\narch=x86_64\nsystemd=yes\n"
 
@@ -97,3 +114,39 @@ def test_remove_touches_only_what_is_there():
     assert [(p.spec.name, p.present) for p in plans] == [("node_exporter", True), ("gpu_exporter", False)]
     script = remove_script(plans)
     assert f"rm -f {NODE_SPEC.unit_path} {NODE_SPEC.binary}" in script and GPU_SPEC.unit not in script
+
+
+def test_the_new_probe_output_reads_as_before():
+    """The awk program's lines (uid, user, cpus, ..., listening last) and
+    python3's version from ``python3 -V`` read into the same facts."""
+    facts = parse_probe("hostname=gpu-01\nkernel=6.8.0-45-generic\narch=x86_64\nuid=1000\nuser=lab\ncpus=128\n"
+                        "cpu_model=AMD EPYC 9554 64-Core Processor\nmem_kb=1056561152\nos=Ubuntu 24.04.1 LTS\n"
+                        "gpu_pci=8\nlistening=node_exporter\nsystemd=yes\npython3=3.12.3\ngpu_smi=8\n"
+                        "exporter.node_exporter.version=node_exporter, version 1.8.2 (branch: HEAD)\n"
+                        "exporter.gpu_exporter.version=\nexporter.node_exporter.unit=present\n"
+                        "exporter.gpu_exporter.unit=absent\nexporter.node_exporter.active=active\n"
+                        "exporter.node_exporter.enabled=enabled\nexporter.gpu_exporter.active=inactive\n"
+                        "exporter.gpu_exporter.answering=no\nexporter.node_exporter.answering=bad\n")
+    assert (facts.hostname, facts.user, facts.uid, facts.cpus, facts.memory_mb) == ("gpu-01", "lab", 1000, 128, 1031798)
+    assert (facts.os, facts.python3, facts.gpu_count, facts.gpu_note) == ("Ubuntu 24.04.1 LTS", "3.12.3", 8, None)
+    node, gpu = facts.exporters
+    assert (node.version, node.active, node.enabled, node.answering, node.running) == ("1.8.2", "active", "enabled",
+                                                                                      "bad", False)
+    assert (gpu.version, gpu.active, gpu.enabled, gpu.unit_present) == (None, "inactive", "unknown", False)
+
+
+def test_ports_are_written_as_proc_net_tcp_writes_them():
+    assert listen_ports([NODE_SPEC, GPU_SPEC]) == "238C:node_exporter 266B:gpu_exporter"
+
+
+def test_the_script_starts_few_processes():
+    """What a worker runs at every check: one uname, one awk, one systemctl
+    (only where a unit is there), no urllib, and id only when awk could not
+    tell; ROOT_SHELL asks id once."""
+    script = probe_script()
+    assert script.count("$(uname ") == 1 and script.count("$(awk ") == 1 and "$(hostname" not in script
+    assert script.count("systemctl ") == 1 and 'if [ "$systemd" = yes ]' in script and '[ -n "$units" ]' in script
+    assert "urllib" not in script and "nproc" not in script and "sed " not in script
+    assert script.count("$(id -u)") == 1 and '*"${NL}uid="*) ;; *) say uid "$(id -u)"' in script
+    assert "say kernel" in script  # tests/fakes.py tells the probe by it
+    assert ROOT_SHELL.count("id -u") == 1 and "exec sudo -n sh -s" in ROOT_SHELL
