@@ -17,7 +17,7 @@ import sqlite3
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import cattrs
 
@@ -262,6 +262,16 @@ class SqliteStorage:
             if not self.db.update("servers", server.id, self._server_row(server)):
                 raise errors.ServerNotFound(server.name)
         return self.get_server_by_id(server.id)  # type: ignore[return-value]
+
+    def update_servers(self, servers: Sequence[Server]) -> None:
+        if not servers:
+            return
+        with self.transaction():
+            rows = [(self._server_row(server), server.id) for server in servers]
+            changes = ", ".join(f"[{name}] = ?" for name in rows[0][0])
+            with _unique_as(errors.DuplicateServer, "name or address", servers[0].name):
+                self.db.conn.executemany(f"UPDATE servers SET {changes} WHERE id = ?",
+                                         [[*row.values(), server_id] for row, server_id in rows])
 
     def remove_server(self, server_id: int) -> None:
         with self.transaction():

@@ -10,7 +10,7 @@ import hashlib
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import attrs
 
@@ -31,6 +31,7 @@ class FakeStorage:
         self.private_keys: dict[str, str] = {}
         self.next_id = 1
         self.transactions = 0
+        self.batch_updates: list[int] = []  # how many servers each update_servers call stored
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -70,6 +71,12 @@ class FakeStorage:
     def update_server(self, server: Server) -> Server:
         self.servers[server.id] = server  # type: ignore[index]
         return server
+
+    def update_servers(self, servers: Sequence[Server]) -> None:
+        self.batch_updates.append(len(servers))
+        for server in servers:
+            if server.id in self.servers:
+                self.servers[server.id] = server
 
     def remove_server(self, server_id: int) -> None:
         del self.servers[server_id]

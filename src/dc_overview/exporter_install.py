@@ -42,12 +42,12 @@ from .ports import Deps, FileUpload, LocalHost, SshConnection
 from .targets import write_targets
 from .worker_probe import ROOT_SHELL, WorkerFacts, parse_probe, probe_script
 from .worker_session import (
+    ContactLog,
     RetryPolicy,
     SshOptions,
     describe,
     open_session,
     outcome_of,
-    record_contact,
     select_servers,
     ssh_options,
 )
@@ -84,14 +84,15 @@ async def install_exporters(deps: Deps, names: Iterable[str] | None = None, *,
 
     async def work(server: Server) -> InstallResult:
         started = time.monotonic()
-        async with open_session(deps, server, ssh) as session:
+        async with open_session(deps, server, ssh, log) as session:
             result = await _install(session.conn, server.name, cache, options, ssh)
             server = session.server
-        _record(deps, server, result)
+        _record(deps, log, server, result)
         return attrs.evolve(result, duration_s=_since(started), attempts=session.attempts)
 
-    results = await for_each_server(servers, work, concurrency=ssh.concurrency,
-                                    failed=_failed(deps, InstallResult), progress=progress)
+    with ContactLog(deps) as log:  # stored in batches; a cancelled run keeps what finished
+        results = await for_each_server(servers, work, concurrency=ssh.concurrency,
+                                        failed=_failed(deps, log, InstallResult), progress=progress)
     if servers:
         write_targets(deps)
     return results
@@ -104,14 +105,15 @@ async def remove_exporters(deps: Deps, names: Iterable[str] | None = None, *, pa
 
     async def work(server: Server) -> InstallResult:
         started = time.monotonic()
-        async with open_session(deps, server, ssh) as session:
+        async with open_session(deps, server, ssh, log) as session:
             result = await _remove(session.conn, server.name, ssh)
             server = session.server
-        _record(deps, server, result)
+        _record(deps, log, server, result)
         return attrs.evolve(result, duration_s=_since(started), attempts=session.attempts)
 
-    results = await for_each_server(servers, work, concurrency=ssh.concurrency,
-                                    failed=_failed(deps, InstallResult), progress=progress)
+    with ContactLog(deps) as log:  # stored in batches; a cancelled run keeps what finished
+        results = await for_each_server(servers, work, concurrency=ssh.concurrency,
+                                        failed=_failed(deps, log, InstallResult), progress=progress)
     if servers:
         write_targets(deps)
     return results
@@ -284,23 +286,24 @@ def _check_root_run(name: str, facts: WorkerFacts, status: int, stderr: str) -> 
 # -- bookkeeping ------------------------------------------------------------------------------
 
 
-def _record(deps: Deps, server: Server, result: InstallResult) -> None:
+def _record(deps: Deps, log: ContactLog, server: Server, result: InstallResult) -> None:
     exporters = dict(server.exporters)
     for exporter, state in result.exporters.items():
         exporters[exporter] = attrs.evolve(state, enabled=server.exporter(exporter).enabled)
     changes: dict[str, object] = {"exporters": exporters}
     if result.gpu_count is not None:
         changes["gpu_count"] = result.gpu_count
-    record_contact(deps, server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
+    log.record(server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
 
 
-def _failed(deps: Deps, kind: type[InstallResult]) -> Callable[[Server, BaseException, float], InstallResult]:
+def _failed(deps: Deps, log: ContactLog,
+            kind: type[InstallResult]) -> Callable[[Server, BaseException, float], InstallResult]:
     def failed(server: Server, exc: BaseException, seconds: float) -> InstallResult:
         word, status = outcome_of(exc)
         if isinstance(exc, (errors.RemoteCommandFailed, errors.ArtifactProblem, errors.InvalidInput)):
-            record_contact(deps, server, status=ServerStatus.ONLINE, seen=deps.clock.now())
+            log.record(server, status=ServerStatus.ONLINE, seen=deps.clock.now())
         else:
-            record_contact(deps, server, status=status, seen=None)
+            log.record(server, status=status, seen=None)
         return kind(name=server.name, ok=False, result=word, detail=describe(exc), duration_s=round(seconds, 3))
 
     return failed

@@ -21,12 +21,12 @@ from .ports import Deps
 from .targets import write_targets
 from .worker_probe import ExporterProbe, WorkerFacts, parse_probe, probe_script
 from .worker_session import (
+    ContactLog,
     RetryPolicy,
     SshOptions,
     describe,
     open_session,
     outcome_of,
-    record_contact,
     select_servers,
     ssh_options,
 )
@@ -51,25 +51,27 @@ async def check(
     options = await ssh_options(deps, password, retry)
     script = probe_script()
 
-    async def work(server: Server) -> CheckResult:
-        return await _check_one(deps, server, options, script)
+    # what is learned is stored in batches; a cancelled check keeps what finished
+    with ContactLog(deps) as log:
+        async def work(server: Server) -> CheckResult:
+            return await _check_one(deps, log, server, options, script)
 
-    def failed(server: Server, exc: BaseException, seconds: float) -> CheckResult:
-        word, status = outcome_of(exc)
-        record_contact(deps, server, status=status, seen=None)
-        return CheckResult(name=server.name, ok=False, result=word, detail=describe(exc),
-                           duration_s=round(seconds, 3), status=status)
+        def failed(server: Server, exc: BaseException, seconds: float) -> CheckResult:
+            word, status = outcome_of(exc)
+            log.record(server, status=status, seen=None)
+            return CheckResult(name=server.name, ok=False, result=word, detail=describe(exc),
+                               duration_s=round(seconds, 3), status=status)
 
-    results = await for_each_server(servers, work, concurrency=options.concurrency, failed=failed,
-                                    progress=progress)
+        results = await for_each_server(servers, work, concurrency=options.concurrency, failed=failed,
+                                        progress=progress)
     if servers:
         write_targets(deps)
     return results
 
 
-async def _check_one(deps: Deps, server: Server, options: SshOptions, script: str) -> CheckResult:
+async def _check_one(deps: Deps, log: ContactLog, server: Server, options: SshOptions, script: str) -> CheckResult:
     started = time.monotonic()
-    async with open_session(deps, server, options) as session:
+    async with open_session(deps, server, options, log) as session:
         done = await session.conn.run("sh -s", input=script, timeout=options.command_timeout)
         attempts = session.attempts
         server = session.server
@@ -81,7 +83,7 @@ async def _check_one(deps: Deps, server: Server, options: SshOptions, script: st
     changes: dict[str, object] = {"exporters": exporters}
     if facts.gpu_count is not None:
         changes["gpu_count"] = facts.gpu_count
-    record_contact(deps, server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
+    log.record(server, status=ServerStatus.ONLINE, seen=deps.clock.now(), **changes)
     down = [e.name for e in facts.exporters if e.unit_present and not e.running]
     return CheckResult(
         name=server.name, ok=not down, result="exporter_down" if down else "ok",

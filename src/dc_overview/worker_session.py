@@ -1,6 +1,7 @@
 """Reaching one worker: which key and user, connecting with retries when
 sshd drops logins (MaxStartups), pinning the host key on first use, and
-recording what was learned about reachability.
+recording what was learned about reachability (``ContactLog``: in batches,
+one transaction for many servers).
 
 Used by every fleet operation (check, install, remove) through
 ``fanout.for_each_server``; the use cases never call the Ssh port directly.
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import random
 from datetime import datetime
-from typing import AsyncIterator, Iterable
+from typing import AsyncIterator, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -108,8 +109,10 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def open_session(deps: Deps, server: Server, options: SshOptions) -> AsyncIterator[Session]:
-    """Connect (retrying dropped logins), pin the host key if none was, yield."""
+async def open_session(deps: Deps, server: Server, options: SshOptions,
+                       log: ContactLog | None = None) -> AsyncIterator[Session]:
+    """Connect (retrying dropped logins), pin the host key if none was (through
+    ``log`` when given, with the operation's other writes), yield."""
     if deps.ssh is None:
         raise errors.SshUnavailable()
     target = ssh_target(deps, server, options)
@@ -128,7 +131,11 @@ async def open_session(deps: Deps, server: Server, options: SshOptions) -> Async
                 attempt += 1
         pinned_now = False
         if server.host_key is None and conn.host_key:
-            server = pin_host_key(deps, server, conn.host_key)
+            if log is not None:
+                log.pin(server, conn.host_key)
+                server = attrs.evolve(server, host_key=conn.host_key)
+            else:
+                server = pin_host_key(deps, server, conn.host_key)
             pinned_now = True
         yield Session(server=server, conn=conn, attempts=attempt, pinned_now=pinned_now)
 
@@ -175,21 +182,108 @@ def describe(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+@attrs.frozen
+class Contact:
+    """What one operation learned about one server: its status, when it was
+    last seen, other fields to set, and a host key to pin if none is yet."""
+
+    server_id: int
+    status: ServerStatus | None = None
+    seen: datetime | None = None
+    changes: Mapping[str, object] = attrs.field(factory=dict)
+    pin: str | None = None
+
+
+def store_contacts(deps: Deps, contacts: Sequence[Contact]) -> None:
+    """Store many contacts in one transaction, each on the stored row as it
+    is now (not the copy the operation started with, so edits made meanwhile
+    stay); a server removed meanwhile is skipped."""
+    if not contacts:
+        return
+    with deps.storage.transaction():
+        updated: dict[int, Server] = {}
+        for contact in contacts:
+            current = updated.get(contact.server_id) or deps.storage.get_server_by_id(contact.server_id)
+            if current is None:  # removed meanwhile
+                continue
+            changes = dict(contact.changes)
+            if contact.status is not None:
+                changes["status"] = contact.status
+            if contact.seen is not None:
+                changes["last_seen"] = contact.seen
+            if contact.pin is not None and current.host_key is None:  # unless pinned meanwhile
+                changes["host_key"] = contact.pin
+            updated[contact.server_id] = attrs.evolve(current, **changes)
+        deps.storage.update_servers(list(updated.values()))
+
+
 def record_contact(deps: Deps, server: Server, *, status: ServerStatus | None, seen: datetime | None,
                    **changes: object) -> Server | None:
-    """Store what one operation learned about a server, on the stored row
-    (not the copy the operation started with, so edits made meanwhile stay)."""
+    """Store what one operation learned about one server, now."""
     if server.id is None:
         return None
-    with deps.storage.transaction():
-        current = deps.storage.get_server_by_id(server.id)
-        if current is None:  # removed meanwhile
-            return None
-        if status is not None:
-            changes["status"] = status
-        if seen is not None:
-            changes["last_seen"] = seen
-        return deps.storage.update_server(attrs.evolve(current, **changes))
+    store_contacts(deps, [Contact(server.id, status, seen, changes)])
+    return deps.storage.get_server_by_id(server.id)
+
+
+class ContactLog:
+    """What a fleet operation learns about its servers, stored in batches
+    instead of one transaction (and one disk sync) per server in the event
+    loop: at most ``interval`` seconds after the first waiting contact, at
+    once when ``batch`` are waiting, and whatever is left when the operation
+    ends, finished, failed or cancelled (``with ContactLog(deps) as log:``).
+    A batch that cannot be stored stays for the next try; the last one's
+    error is raised."""
+
+    def __init__(self, deps: Deps, *, interval: float = 0.5, batch: int = 500) -> None:
+        self.deps = deps
+        self.interval = interval
+        self.batch = batch
+        self._waiting: list[Contact] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, server: Server, *, status: ServerStatus | None, seen: datetime | None,
+               **changes: object) -> None:
+        if server.id is not None:
+            self._add(Contact(server.id, status, seen, changes))
+
+    def pin(self, server: Server, host_key: str) -> None:
+        """Trust on first use: the key the worker offered, unless another
+        connection pinned one meanwhile."""
+        if server.id is not None:
+            self._add(Contact(server.id, pin=host_key))
+
+    def _add(self, contact: Contact) -> None:
+        self._waiting.append(contact)
+        if len(self._waiting) >= self.batch:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.interval, self._flush_on_time)
+            except RuntimeError:  # no event loop: nothing to wait for
+                self.flush()
+
+    def _flush_on_time(self) -> None:
+        self._timer = None
+        with contextlib.suppress(Exception):  # kept waiting; the final flush raises it
+            self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, []
+        try:
+            store_contacts(self.deps, waiting)
+        except BaseException:
+            self._waiting = waiting + self._waiting
+            raise
+
+    def __enter__(self) -> "ContactLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
 
 
 # -- re-trusting a host ----------------------------------------------------------------
