@@ -22,7 +22,7 @@ from dc_overview.services import SELF
 from . import web_json as body_of
 from .web_auth import public
 from .web_cache import answer
-from .web_context import BODIES, CONFIG, JOBS, METRICS, fleet, identity, url
+from .web_context import BODIES, CONFIG, JOBS, METRICS, REVISION, fleet, identity, url
 from .web_jobs import ACTIONS, Job, fleet_operation, job_view
 from .web_json import json_response, key_view, path_id, server_view
 
@@ -48,8 +48,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def kept_body(request: web.Request, name: str, build: Callable[[], Awaitable[Any]]) -> web.Response:
-    """A body rendered once per database revision (see web_cache)."""
-    revision = await fleet(request).revision()
+    """A body rendered once per database revision (see web_cache); the
+    revision the token check read in this request, if it did."""
+    revision = request[REVISION] if REVISION in request else await fleet(request).revision()
     return answer(request, await request.app[BODIES].get(name, revision, build))
 
 

@@ -15,6 +15,7 @@ Security headers (CSP, frame, nosniff, referrer) go on every response.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import signal
@@ -27,6 +28,7 @@ from aiohttp import web
 from dc_overview import AsyncFleet, errors
 
 from . import web_api, web_pages, web_settings
+from .web_access_log import AccessLogBatch, batched_access_log
 from .web_auth import (
     AuthState,
     CookieCodec,
@@ -106,9 +108,18 @@ def client_info(config: WebConfig, peer: str | None, scheme: str, headers: web.B
     return ClientInfo(address=address, scheme=scheme, prefix=prefix)
 
 
+@functools.lru_cache(maxsize=256)
+def _direct_client(address: str, scheme: str, prefix: str) -> ClientInfo:
+    return ClientInfo(address=address, scheme=scheme, prefix=prefix)  # frozen: safe to share
+
+
 @web.middleware
 async def proxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CLIENT] = client_info(request.app[CONFIG], request.remote, request.scheme, request.headers)
+    config = request.app[CONFIG]
+    if config.trusted_proxies:
+        request[CLIENT] = client_info(config, request.remote, request.scheme, request.headers)
+    else:  # no proxy to believe: the peer as it is, the same few values again and again
+        request[CLIENT] = _direct_client(request.remote or "", request.scheme, config.base_path)
     return await handler(request)
 
 
@@ -221,7 +232,8 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def serve(app: web.Application, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then finish requests and stop jobs."""
-    runner = web.AppRunner(app, access_log=logging.getLogger("dc_overview.web.access"))
+    access = AccessLogBatch(logging.getLogger("dc_overview.web.access"))
+    runner = web.AppRunner(app, access_log=access.logger, access_log_class=batched_access_log(access))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -247,3 +259,4 @@ async def serve(app: web.Application, host: str, port: int, *, ready: asyncio.Ev
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         await runner.cleanup()
+        access.flush()

@@ -43,6 +43,7 @@ from .web_context import (
     COOKIE,
     COOKIE_OUT,
     IDENTITY,
+    REVISION,
     Identity,
     client,
     fleet,
@@ -267,11 +268,12 @@ async def _token_user(request: web.Request, secret: str) -> User | None:
     check that itself wrote (the token's last use) is cached on the next one."""
     cache = request.app[AUTH].tokens
     digest = hashlib.sha256(secret.encode(errors="surrogatepass")).digest()
-    before = await fleet(request).revision()
+    before = request[REVISION] = await fleet(request).revision()
     user = cache.get(digest, before)
     if user is None:
         user = await fleet(request).user_for_token(secret)
-        if user is not None and await fleet(request).revision() == before:
+        after = request[REVISION] = await fleet(request).revision()
+        if user is not None and after == before:
             cache.put(digest, before, user)
     return user
 
@@ -311,7 +313,8 @@ async def _check_csrf(request: web.Request) -> None:
         form = await request.post()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent.encode(), request[COOKIE]["c"].encode()):
+    expected = request[COOKIE]["c"]
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise _denied(request, web.HTTPForbidden, "csrf",
                       "the CSRF token is missing or wrong; reload the page and try again")
 
@@ -321,11 +324,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     raw = request.cookies.get(COOKIE_NAME)
     payload = request.app[AUTH].codec.decode(raw) if raw else None
     if payload is None:
-        payload = {"c": secrets.token_urlsafe(24)}
         # Pages get a cookie (their forms need its CSRF token). The API does
         # not: behind the proxy its public status is also served at the root,
         # where a cookie would be kept for Path=/ and shadow the /dc/ session.
-        if not is_api(request):
+        # Without a cookie there is no CSRF token to match ("" never does), so
+        # such an API request may change things only with an API token.
+        if is_api(request):
+            payload = {"c": ""}
+        else:
+            payload = {"c": secrets.token_urlsafe(24)}
             request[COOKIE_OUT] = payload
     request[COOKIE] = payload
     who = await _identify(request)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -113,6 +113,8 @@ CLIENT = web.RequestKey("dc_overview.client", ClientInfo)
 IDENTITY = web.RequestKey("dc_overview.identity", Identity)
 COOKIE: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie")  # the decoded cookie payload
 COOKIE_OUT: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie_out")  # written back with the response
+# the database revision, once read in this request (see AsyncFleet.revision)
+REVISION: web.RequestKey[Hashable] = web.RequestKey("dc_overview.revision")
 
 
 def fleet(request: web.Request) -> AsyncFleet:

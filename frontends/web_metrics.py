@@ -65,6 +65,16 @@ class WebMetrics:
             ["method", "route", "status"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
+        self._series: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request's time. The labelled series are looked up once each
+        (they are bounded: methods, route patterns, statuses)."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.latency.labels(method, route, str(status))
+        series.observe(seconds)
 
 
 def route_label(request: web.Request) -> str:
@@ -92,6 +102,4 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         method = request.method if request.method in _METHODS else "other"
-        request.app[METRICS].latency.labels(method, route_label(request), str(status)).observe(
-            time.perf_counter() - started
-        )
+        request.app[METRICS].observe(method, route_label(request), status, time.perf_counter() - started)
