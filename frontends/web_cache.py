@@ -58,8 +58,9 @@ class BodyCache:
             self._entries[name] = entry
         return entry
 
-    def clear(self) -> None:
-        self._entries.clear()
+    def entry(self, name: str) -> Rendered | None:
+        """What is kept for ``name`` now, if anything."""
+        return self._entries.get(name)
 
 
 def _quality(params: str) -> float:

@@ -1,0 +1,113 @@
+"""The web app's small caches on their own: remembered API tokens, the
+batched access log, and the fake storage's revision the use-case tests see."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from dc_overview.frontends.web_access_log import AccessLogBatch
+from dc_overview.frontends.web_auth import TokenCache
+
+from dc_overview.domain import Server
+from dc_overview.identity import Role, User
+from tests.fakes import FakeStorage
+
+ALICE = User(id=1, name="alice", role=Role.VIEWER, password_hash="x")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_counts_only_at_its_revision_and_for_ttl_seconds():
+    clock = Clock()
+    cache = TokenCache(ttl=30.0, clock=clock)
+    cache.put(b"digest", (1, 5), ALICE)
+    assert cache.get(b"digest", (1, 5)) == ALICE
+    assert cache.get(b"other", (1, 5)) is None
+    assert cache.get(b"digest", (2, 5)) is None  # the database changed: checked again
+    assert cache.get(b"digest", (1, 5)) is None  # and forgotten
+
+    cache.put(b"digest", (1, 5), ALICE)
+    clock.now += 29.9
+    assert cache.get(b"digest", (1, 5)) == ALICE
+    clock.now += 0.1
+    assert cache.get(b"digest", (1, 5)) is None
+
+
+def test_the_token_cache_stays_bounded():
+    cache = TokenCache()
+    for n in range(TokenCache.MAX_ENTRIES + 10):
+        cache.put(n.to_bytes(4, "big"), 1, ALICE)
+    assert len(cache._entries) <= TokenCache.MAX_ENTRIES
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _logger(name: str) -> tuple[logging.Logger, Records]:
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    records = Records()
+    logger.handlers[:] = [records]
+    return logger, records
+
+
+def _request(path: str) -> tuple[web.Request, web.Response]:
+    request = make_mocked_request("GET", path, headers={"User-Agent": "Prometheus/2.53"})
+    return request, web.Response(status=200)
+
+
+def test_access_lines_wait_for_the_timer_then_go_out_together_one_line_each():
+    logger, records = _logger("test.access.timer")
+    timers: list[tuple[float, object]] = []
+    batch = AccessLogBatch(logger, call_later=lambda delay, callback: timers.append((delay, callback)))
+    batch.add(*_request("/api/prometheus/targets.json"), 0.0021)
+    batch.add(*_request("/api/servers?x=1"), 0.0005)
+    assert records.messages == [] and len(timers) == 1 and timers[0][0] == 0.5  # one timer for the batch
+    timers[0][1]()  # type: ignore[operator]
+    assert len(records.messages) == 1
+    lines = records.messages[0].split("\n")
+    assert len(lines) == 2
+    assert '"GET /api/prometheus/targets.json HTTP/1.1" 200 ' in lines[0] and lines[0].endswith('"Prometheus/2.53" 2.1ms')
+    assert '"GET /api/servers?x=1 HTTP/1.1" 200' in lines[1]
+    batch.add(*_request("/api/health"), 0.001)
+    assert len(timers) == 2  # a new batch, a new timer
+
+
+def test_a_full_batch_is_written_at_once_and_flush_writes_what_waits():
+    logger, records = _logger("test.access.full")
+    batch = AccessLogBatch(logger, max_lines=3, call_later=lambda delay, callback: None)
+    for _ in range(3):
+        batch.add(*_request("/api/health"), 0.001)
+    assert len(records.messages) == 1 and records.messages[0].count("\n") == 2
+    batch.add(*_request("/api/health"), 0.001)
+    batch.flush()
+    batch.flush()  # nothing left: nothing written
+    assert len(records.messages) == 2 and "\n" not in records.messages[1]
+
+
+def test_the_fake_storage_revision_moves_with_each_write():
+    storage = FakeStorage(Path("/data"))
+    seen = {storage.revision()}
+    added = storage.add_server(Server(name="gpu-01", address="10.0.0.1"))
+    seen.add(storage.revision())
+    storage.save_setting("ssh_concurrency", 4)
+    seen.add(storage.revision())
+    storage.remove_server(added.id)  # type: ignore[arg-type]
+    seen.add(storage.revision())
+    assert len(seen) == 4
