@@ -128,7 +128,30 @@ def _register() -> None:
 _register()
 
 
+# Enough for ssh_concurrency in the thousands; never above the hard limit.
+OPEN_FILES_WANTED = 65536
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Lift this process's soft limit on open files towards the hard limit,
+    as a fleet operation holds one socket per server in flight (a login
+    shell or a unit often starts with a soft limit of 1024). Returns the
+    soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (OSError, ValueError):
+            pass
+    return soft
+
+
 def main(argv: list[str] | None = None) -> None:
+    raise_open_files_limit()
     cli.main(args=argv, prog_name="dc-overview")
 
 
