@@ -10,6 +10,7 @@ Middlewares, outermost first:
    Conflict 409, OperationUnavailable 501), JSON for the API, pages else;
 4. auth — cookie, session or token, roles, CSRF (web_auth).
 Security headers (CSP, frame, nosniff, referrer) go on every response.
+Requests are logged by web_access_log (one line each, written in batches).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .web_auth import (
     auth_middleware,
     write_cookie,
 )
+from .web_cache import BodyCache
 from .web_context import (
     AUTH,
     BODIES,
@@ -51,7 +53,6 @@ from .web_context import (
     is_api,
     normalize_prefix,
 )
-from .web_cache import BodyCache
 from .web_jobs import JobRunner
 from .web_json import json_response
 from .web_metrics import WebMetrics, metrics_middleware

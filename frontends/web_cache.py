@@ -102,8 +102,7 @@ def _matches(header: str, rendered: Rendered) -> bool:
     """``If-None-Match`` compares weakly: ``W/`` is ignored; ``*`` matches."""
     for tag in header.split(","):
         tag = tag.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
+        tag = tag.removeprefix("W/")
         if tag == "*" or tag in (rendered.etag, rendered.packed_etag):
             return True
     return False
