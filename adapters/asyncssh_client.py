@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 from dc_overview import errors
 from dc_overview.domain import fingerprint
-from dc_overview.ports import CommandResult, FileUpload, SshTarget
+from dc_overview.ports import CommandResult, FileUpload, LoopbackReply, SshTarget
 
 if TYPE_CHECKING:
     import asyncssh
@@ -136,6 +136,39 @@ class AsyncsshConnection:
                                   f"the connection failed while running `{shown}`: {_reason(exc)}") from None
         status = done.exit_status if done.exit_status is not None else 128 + _signal_number(done.exit_signal)
         return CommandResult(exit_status=status, stdout=str(done.stdout or ""), stderr=str(done.stderr or ""))
+
+    async def http_get_local(self, port: int, path: str, *, timeout: float, until: bytes = b"",
+                             limit: int = 65536) -> LoopbackReply:
+        """A direct-tcpip channel to 127.0.0.1:PORT: the worker's sshd connects
+        and tells "Connection refused" (OPEN_CONNECT_FAILED) apart from not
+        forwarding at all (OpenSSH: "open failed", administratively
+        prohibited, for AllowTcpForwarding no, PermitOpen, no-port-forwarding)."""
+        request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        data, connected = bytearray(), False
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    reader, writer = await self._conn.open_connection("127.0.0.1", port)
+                except asyncssh.ChannelOpenError as exc:
+                    return LoopbackReply(forwarded=exc.code == asyncssh.OPEN_CONNECT_FAILED)
+                connected = True
+                try:  # no write_eof: some HTTP servers take a half-close for a client gone
+                    writer.write(request)
+                    while len(data) < limit:
+                        chunk = await reader.read(min(16384, limit - len(data)))
+                        if not chunk:
+                            break
+                        data += chunk
+                        if until and data.find(until, max(0, len(data) - len(chunk) - len(until))) >= 0:
+                            break
+                finally:
+                    writer.close()
+        except TimeoutError:
+            pass
+        except (asyncssh.Error, OSError) as exc:
+            raise errors.SshError(self._name, f"the connection failed while asking 127.0.0.1:{port}: "
+                                              f"{_reason(exc)}") from None
+        return LoopbackReply(connected=connected, data=bytes(data))
 
     async def put(self, files: Sequence[FileUpload]) -> None:
         try:

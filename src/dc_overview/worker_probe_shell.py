@@ -122,11 +122,15 @@ SHELL_PRELUDE = SHELL_PRELUDE.replace("\nNL='", f"\nPY_HTTP={shlex.quote(_PY_HTT
 
 # What awk reads, each with getline (a file that is missing or unreadable is
 # skipped, never fatal) and every path under ROOT (empty on a worker; a test
-# folder in the tests). PCI device folders come as arguments; PORTS is
-# "HEXPORT:NAME ..." for the LISTEN check. The last line names the exporters
+# folder in the tests). PCI device folders come as arguments. Three parts,
+# each a BEGIN block: put (the output), the machine's facts, and the LISTEN
+# check: PORTS is "HEXPORT:NAME ...", and the last line names the exporters
 # whose port something listens on ("?" when /proc/net/tcp* was unreadable).
-AWK_FACTS = r"""
+_AWK_PUT = r"""
 function put(key, value) { printf "%s=%s\n", key, value }
+"""
+
+_AWK_MACHINE = r"""
 function count_cpus(list,    parts, range, n, i, total) {
     n = split(list, parts, ",")
     for (i = 1; i <= n; i++) {
@@ -146,16 +150,6 @@ function unquote(value,    q, i, c, out) {
         out = out c
     }
     return out
-}
-function listening(file,    line, f, port) {
-    if ((getline line < file) <= 0) return 0
-    while ((getline line < file) > 0) {
-        split(line, f, " ")
-        port = substr(f[2], index(f[2], ":") + 1)
-        if (f[4] == "0A" && (port in want)) heard[want[port]] = 1
-    }
-    close(file)
-    return 1
 }
 BEGIN {
     uid = ""; cpus = 0
@@ -207,6 +201,21 @@ BEGIN {
         }
         put("gpu_pci", n)
     }
+}
+"""
+
+_AWK_LISTENING = r"""
+function listening(file,    line, f, port) {
+    if ((getline line < file) <= 0) return 0
+    while ((getline line < file) > 0) {
+        split(line, f, " ")
+        port = substr(f[2], index(f[2], ":") + 1)
+        if (f[4] == "0A" && (port in want)) heard[want[port]] = 1
+    }
+    close(file)
+    return 1
+}
+BEGIN {
     split(ports, f, " ")
     for (i in f) { split(f[i], pair, ":"); want[pair[1]] = pair[2] }
     # each file costs the kernel a walk of its whole hash table: tcp only when tcp6 left a port unheard
@@ -217,6 +226,10 @@ BEGIN {
     put("listening", read ? substr(heard_list, 2) : "?")
 }
 """
+
+AWK_FACTS = _AWK_PUT + _AWK_MACHINE + _AWK_LISTENING  # the facts and the LISTEN check (installs)
+AWK_MACHINE = _AWK_PUT + _AWK_MACHINE  # the facts alone (check: it asks the ports over SSH)
+AWK_LISTENING = _AWK_PUT + _AWK_LISTENING  # the LISTEN check alone (check, where SSH cannot forward)
 
 
 # unit_state UNIT: sets active and enabled from $shown, the answer of

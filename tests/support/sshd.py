@@ -86,12 +86,13 @@ def _bindable(address: str, port: int) -> bool:
 
 class LoopbackSshd:
     def __init__(self, workdir: Path, addresses: Sequence[str], *, max_startups: str = "1000:30:1000",
-                 user: str = TEST_USER, password_auth: bool = False) -> None:
+                 user: str = TEST_USER, password_auth: bool = False, tcp_forwarding: bool = True) -> None:
         self.dir = Path(workdir)
         self.addresses = list(addresses)
         self.max_startups = max_startups
         self.user = user
         self.password_auth = password_auth
+        self.tcp_forwarding = tcp_forwarding  # False: AllowTcpForwarding no (direct-tcpip refused)
         self.port = 0
         self.host_key = self.dir / "ssh_host_ed25519_key"
         self.client_key = self.dir / "client_ed25519"
@@ -176,6 +177,7 @@ class LoopbackSshd:
             f"AllowUsers {self.user}",
             f"MaxStartups {self.max_startups}",
             "MaxSessions 20",
+            f"AllowTcpForwarding {'yes' if self.tcp_forwarding else 'no'}",
             "UseDNS no",
             "PrintMotd no",
             "PrintLastLog no",

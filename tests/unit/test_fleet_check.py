@@ -180,3 +180,51 @@ async def test_concurrent_checks_of_many_hosts_finish_together(deps, ssh):
     results = await fleet_check.check(deps)
     assert len(results) == 100 and all(r.ok for r in results)
     print(f"\n100 fake hosts with 50 ms logins, concurrency 50: {asyncio.get_running_loop().time() - started:.2f}s")
+
+
+# -- whether the exporters answer: asked through the connection -----------------------------
+
+
+def exporter_worker(address: str, **changes) -> FakeWorker:
+    """node_exporter installed and running (answers with metrics); the GPU
+    exporter's port answers 404."""
+    from dc_overview.exporter_units import GPU_SPEC, NODE_SPEC
+
+    fields: dict = {"files": {NODE_SPEC.unit_path: b"unit", NODE_SPEC.binary: b"version=1.8.2"},
+                    "units": {NODE_SPEC.unit: {"active": "active", "enabled": "enabled"}},
+                    "http_replies": {GPU_SPEC.port: b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"}}
+    return FakeWorker(address, **{**fields, **changes})
+
+
+async def test_exporters_are_asked_through_the_connection_in_one_command(deps, ssh):
+    worker = exporter_worker("10.0.0.1")
+    await add_fleet(deps, ssh, [worker])
+    (result,) = await fleet_check.check(deps)
+    assert result.ok and "node_exporter 1.8.2 up" in result.detail
+    assert [(e.name, e.answering) for e in result.facts.exporters] == [("node_exporter", "yes"), ("gpu_exporter", "bad")]
+    assert "gpu_exporter not installed" in result.detail
+    assert sorted(worker.forwards) == [9100, 9835] and worker.runs == ["sh -s"]
+
+
+async def test_a_closed_port_and_a_silent_one_are_not_answering(deps, ssh):
+    from dc_overview.exporter_units import NODE_SPEC
+
+    silent = exporter_worker("10.0.0.1", http_replies={}, silent_ports={NODE_SPEC.port})
+    closed = exporter_worker("10.0.0.2", http_replies={}, units={NODE_SPEC.unit: {"active": "active"}},
+                             files={NODE_SPEC.unit_path: b"unit"})  # no binary: nothing listens
+    await add_fleet(deps, ssh, [silent, closed])
+    results = await fleet_check.check(deps)
+    for result in results:
+        assert [e.answering for e in result.facts.exporters] == ["no", "no"]
+        assert not result.ok and "node_exporter" in result.detail and "not answering on :9100" in result.detail
+
+
+async def test_without_forwarding_a_second_small_command_asks_and_the_answer_is_the_same(deps, ssh):
+    forwarding = exporter_worker("10.0.0.1")
+    refused = exporter_worker("10.0.0.2", tcp_forwarding=False)
+    await add_fleet(deps, ssh, [forwarding, refused])
+    first, second = await fleet_check.check(deps)
+    assert [e.answering for e in second.facts.exporters] == [e.answering for e in first.facts.exporters] == [
+        "yes", "bad"]
+    assert second.ok and second.detail == first.detail.replace("10.0.0.1", "10.0.0.2")
+    assert forwarding.runs == ["sh -s"] and refused.runs == ["sh -s", "sh -s"]

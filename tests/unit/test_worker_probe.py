@@ -150,3 +150,42 @@ def test_the_script_starts_few_processes():
     assert script.count("$(id -u)") == 1 and '*"${NL}uid="*) ;; *) say uid "$(id -u)"' in script
     assert "say kernel" in script  # tests/fakes.py tells the probe by it
     assert ROOT_SHELL.count("id -u") == 1 and "exec sudo -n sh -s" in ROOT_SHELL
+
+
+# -- check: the exporters asked from here ------------------------------------------------------
+
+METRICS = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\r\n# HELP up x\n# TYPE up gauge\nup 1\n"
+
+
+def test_http_answers_are_decided_as_the_script_decides():
+    from dc_overview.worker_probe import http_answer
+
+    assert http_answer(METRICS) == "yes"
+    assert http_answer(b"HTTP/1.1 404 Not Found\r\n\r\n404 page not found\n") == "bad"
+    assert http_answer(b"HTTP/1.1 500 Internal Server Error\r\n\r\n# TYPE up gauge\n") == "bad"
+    assert http_answer(b"HTTP/1.0 200 OK\r\n\r\n<html>a router's page</html>") == "bad"
+    assert http_answer(METRICS[:40]) == "bad"  # cut short (the timeout) before any metrics
+    assert http_answer(b"") == "no"  # refused, closed at once, or silent until the timeout
+    assert http_answer(b"SSH-2.0-OpenSSH_9.2\r\n") == "no"  # something, but not HTTP
+
+
+def test_answers_read_and_merged_into_the_facts():
+    from dc_overview.worker_probe import parse_answers, with_answers
+
+    text = "exporter.node_exporter.answering=yes\nexporter.gpu_exporter.answering=bad\nnoise\nexporter.x.answering=\n"
+    assert parse_answers(text) == {"node_exporter": "yes", "gpu_exporter": "bad"}
+    facts = with_answers(parse_probe(BASE + "exporter.node_exporter.active=active\n"), {"node_exporter": "yes"})
+    assert [(e.name, e.answering, e.running) for e in facts.exporters] == [("node_exporter", "yes", True),
+                                                                          ("gpu_exporter", "unknown", False)]
+
+
+def test_the_check_script_leaves_the_ports_out_and_the_fallback_asks_only_them():
+    from dc_overview.worker_probe import AWK_MACHINE, probe_http_script
+
+    full, check = probe_script(), probe_script(http=False)
+    assert "/proc/net/tcp" in full and "\nprobe_exporters node_exporter:9100 gpu_exporter:9835\n" in full
+    assert "/proc/net/tcp" not in check and "\nprobe_exporters " not in check and "listening(" not in check
+    assert check.count("$(awk ") == 1 and AWK_MACHINE.strip().splitlines()[-1] == "}"
+    fallback = probe_http_script([GPU_SPEC])
+    assert "/proc/net/tcp6" in fallback and fallback.endswith("\nprobe_exporters gpu_exporter:9835\nexit 0\n")
+    assert "say kernel" not in fallback and "\nPORTS=266B:gpu_exporter\n" in fallback
