@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Sequence
 from dc_overview import errors
 from dc_overview.domain import fingerprint
 from dc_overview.ports import CommandResult, FileUpload, LoopbackReply, SshTarget
+from dc_overview.worker_probe import http_request, read_reply
 
 if TYPE_CHECKING:
     import asyncssh
@@ -53,14 +55,46 @@ def _load_client_library() -> None:
     _PLAIN_KEY_ALGS.extend(alg.decode() for alg in asyncssh.public_key.get_default_public_key_algs())
 
 
+FILES_KEPT_FREE = 32  # for what else the operation opens: the database, keys, logs, the terminal
+
+
+def connection_room() -> int:
+    """How many connections this process can hold at once: its open-files
+    limit (``ulimit -n``) less the files open now and a margin."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = FILES_KEPT_FREE
+    return max(4, soft - in_use - FILES_KEPT_FREE)
+
+
 class AsyncsshClient:
     def __init__(self, *, keepalive_interval: float = 15.0, keepalive_count_max: int = 4) -> None:
         self.keepalive_interval = keepalive_interval
         self.keepalive_count_max = keepalive_count_max
         self._keys: dict[str, tuple[float, asyncssh.SSHKey]] = {}
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _gate(self) -> asyncio.Semaphore:
+        """Connections past what the open-files limit allows wait for a free
+        slot instead of failing with "Too many open files" (one per event loop:
+        the sync API runs each call in a loop of its own)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(connection_room()))
+        return self._slots[1]
 
     @contextlib.asynccontextmanager
     async def connect(self, target: SshTarget, *, timeout: float) -> AsyncIterator["AsyncsshConnection"]:
+        async with self._gate():
+            async with self._connect(target, timeout=timeout) as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, target: SshTarget, *, timeout: float) -> AsyncIterator["AsyncsshConnection"]:
         _load_client_library()
         pinned = _import_host_key(target) if target.pinned_host_key else None
         checker = _HostKeyCheck(pinned)
@@ -143,7 +177,6 @@ class AsyncsshConnection:
         and tells "Connection refused" (OPEN_CONNECT_FAILED) apart from not
         forwarding at all (OpenSSH: "open failed", administratively
         prohibited, for AllowTcpForwarding no, PermitOpen, no-port-forwarding)."""
-        request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         data, connected = bytearray(), False
         try:
             async with asyncio.timeout(timeout):
@@ -152,17 +185,7 @@ class AsyncsshConnection:
                 except asyncssh.ChannelOpenError as exc:
                     return LoopbackReply(forwarded=exc.code == asyncssh.OPEN_CONNECT_FAILED)
                 connected = True
-                try:  # no write_eof: some HTTP servers take a half-close for a client gone
-                    writer.write(request)
-                    while len(data) < limit:
-                        chunk = await reader.read(min(16384, limit - len(data)))
-                        if not chunk:
-                            break
-                        data += chunk
-                        if until and data.find(until, max(0, len(data) - len(chunk) - len(until))) >= 0:
-                            break
-                finally:
-                    writer.close()
+                await read_reply(reader, writer, http_request(port, path), until=until, limit=limit, into=data)
         except TimeoutError:
             pass
         except (asyncssh.Error, OSError) as exc:

@@ -14,7 +14,8 @@ from typing import AsyncIterator, Sequence
 
 from dc_overview import errors
 from dc_overview.fsutil import atomic_write
-from dc_overview.ports import CommandResult, FileUpload
+from dc_overview.ports import CommandResult, FileUpload, LoopbackReply
+from dc_overview.worker_probe import http_request, read_reply
 
 
 class LocalShell:
@@ -48,6 +49,19 @@ class LocalConnection:
             raise errors.CommandTimeout(self._name, f"`{command[:60]}` did not finish within {timeout:g}s") from None
         status = process.returncode if process.returncode >= 0 else 128 - process.returncode
         return CommandResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+    async def http_get_local(self, port: int, path: str, *, timeout: float, until: bytes = b"",
+                             limit: int = 65536) -> LoopbackReply:
+        """The same question a worker's sshd forwards, asked here directly."""
+        data, connected = bytearray(), False
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                connected = True
+                await read_reply(reader, writer, http_request(port, path), until=until, limit=limit, into=data)
+        except (TimeoutError, OSError):
+            pass
+        return LoopbackReply(connected=connected, data=bytes(data))
 
     async def put(self, files: Sequence[FileUpload]) -> None:
         for upload in files:

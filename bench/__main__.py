@@ -74,7 +74,7 @@ def machine() -> dict:
         "ip_local_port_range": Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split(),
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
         "git": head + (" with uncommitted changes" if dirty else ""),
-        "probe_script_sha256": hashlib.sha256(probe_script().encode()).hexdigest(),
+        "probe_script_sha256": hashlib.sha256(probe_script(http=False).encode()).hexdigest(),
     }
 
 

@@ -204,7 +204,7 @@ class FleetBench:
             from dc_overview.worker_probe import probe_script
 
             script = self.dir / "probe.sh"
-            script.write_text(probe_script())
+            script.write_text(probe_script(http=False))
             argv += ["--command", "sh -s", "--stdin", str(script)]
             variant = "floor: dc-overview's probe script"
         else:
@@ -226,7 +226,7 @@ class FleetBench:
         if probe:  # the same remote work as dc-overview's check; base64 keeps Ansible's argument parser out of it
             from dc_overview.worker_probe import probe_script
 
-            command = f"echo {base64.b64encode(probe_script().encode()).decode()} | base64 -d | sh"
+            command = f"echo {base64.b64encode(probe_script(http=False).encode()).decode()} | base64 -d | sh"
             variant = f"forks {forks}, dc-overview's probe script"
         measured = self._measure(f"ansible-{module}-{n}-f{forks}", setup.adhoc(module, command, forks),
                                  env=setup.env(run_dir), timeout=900)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -159,6 +160,28 @@ def probe_http_script(specs: Iterable[ExporterSpec] = SPECS) -> str:
 HTTP_TIMEOUT = 3.0  # seconds for one exporter's answer, as the script's curl -m 3
 HTTP_LIMIT = 65536  # bytes read at most
 HTTP_END = b"\n# TYPE "  # Prometheus text: enough has been read once this is seen
+
+
+def http_request(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+async def read_reply(reader: Any, writer: Any, request: bytes, *, until: bytes, limit: int, into: bytearray) -> None:
+    """Send ``request`` on an open stream pair (asyncio's or asyncssh's) and
+    collect the reply ``into`` a buffer (kept if a timeout cuts it short) until
+    the peer closes, ``until`` is seen or ``limit`` bytes have come. No
+    half-close: some HTTP servers take it for a client gone."""
+    try:
+        writer.write(request)
+        while len(into) < limit:
+            chunk = await reader.read(min(16384, limit - len(into)))
+            if not chunk:
+                break
+            into += chunk
+            if until and into.find(until, max(0, len(into) - len(chunk) - len(until))) >= 0:
+                break
+    finally:
+        writer.close()
 
 
 def http_answer(data: bytes) -> str:

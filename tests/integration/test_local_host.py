@@ -67,3 +67,24 @@ async def test_the_probe_script_tells_the_truth_about_this_machine(tmp_path):
     assert facts.hashes == {str(hashed): "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
                             "/nonexistent/x": None}
     assert [e.name for e in facts.exporters] == ["node_exporter", "gpu_exporter"]
+
+
+async def test_http_get_local_asks_this_machines_loopback():
+    import asyncio
+
+    from dc_overview.worker_probe import http_answer
+
+    async def exporter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n# TYPE up gauge\nup 1\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(exporter, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, LocalShell("here").open() as conn:
+        answered = await conn.http_get_local(port, "/metrics", timeout=3, until=b"\n# TYPE ")
+    async with LocalShell("here").open() as conn:  # the server is closed now: refused
+        refused = await conn.http_get_local(port, "/metrics", timeout=3)
+    assert (answered.connected, http_answer(answered.data)) == (True, "yes")
+    assert (refused.connected, http_answer(refused.data)) == (False, "no")
