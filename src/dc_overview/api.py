@@ -13,30 +13,46 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping
+from typing import Any, Callable, Hashable, Iterable, Mapping
 
-from . import errors, fleet_config, inventory, ipmi_import, keys, settings, targets
+from . import (
+    accounts,
+    credentials,
+    errors,
+    exporter_install,
+    fleet_check,
+    fleet_config,
+    inventory,
+    ipmi_import,
+    keys,
+    lookups,
+    overview,
+    quickstart,
+    quickstart_detect,
+    quickstart_plan,
+    services,
+    settings,
+    stack,
+    stack_apply,
+    stack_control,
+    stack_options,
+    stack_routes,
+    targets,
+    worker_session,
+)
 from .bootstrap import bootstrap
 from .domain import Server, Settings, SshKey
-from .inventory import ImportReport
-from .ports import Deps
-from . import exporter_install, fleet_check, worker_session
 from .exporter_install import InstallOptions, InstallResult
 from .fanout import Progress
 from .fleet_check import CheckResult
-from .worker_session import TrustReport
-from . import accounts, credentials, lookups, overview, services
 from .identity import ApiToken, User
+from .inventory import ImportReport
 from .overview import Overview
-from .services import ServiceState
-from typing import Callable
-
-from . import stack, stack_apply, stack_control, stack_options, stack_routes
-from .ports import ServiceRoute
-from . import quickstart, quickstart_detect, quickstart_plan
+from .ports import Deps, ServiceRoute
 from .quickstart_answers import QuickstartAnswers
 from .quickstart_answers_file import answers_from_mapping, load_answers
-
+from .services import ServiceState
+from .worker_session import TrustReport
 
 class AsyncFleet:
     """The fleet's use cases as coroutine methods."""

@@ -122,10 +122,3 @@ def gpu_exporter_unit(spec: ExporterSpec = GPU_SPEC, *, zipapp: bool = True, sim
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n",
     )
 
-
-def version_command(spec: ExporterSpec) -> str:
-    """A shell command printing the installed exporter's version line."""
-    if spec.name == GPU_EXPORTER:
-        return (f'{{ python3 "{spec.binary}" --version 2>/dev/null || "{spec.binary}" --version 2>&1; }} '
-                "| head -n 1")
-    return f'"{spec.binary}" --version 2>&1 | head -n 1'
