@@ -101,7 +101,8 @@ def http(url: str, *, method: str = "GET", context: ssl.SSLContext | None = None
         return exc.code, dict(exc.headers), exc.read()
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0,
+               retry_on: tuple[type[Exception], ...] = (OSError, ValueError)) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -109,7 +110,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
             last = check()
             if last:
                 return last
-        except (OSError, ValueError) as exc:
+        except retry_on as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {last!r})")

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.image_registry import Registry
-from tests.support.stack_lab import LABEL, container_ids, docker, prometheus_query, remove_stack
-from tests.support.worker_lab import SshKey, Worker, WorkerLab
+from tests.support.stack_lab import LABEL, container_ids, docker, prometheus_query, remove_stack, wait_until
+from tests.support.worker_lab import SshKey, Worker, WorkerLab, pid_alive
 
 PREFIX_MARK = "wf"  # the stack prefix of a whole-fleet run: wf<pid>x<n>-
 RECENT = "20s"  # a target is "up" when a scrape in the last 20 s succeeded
@@ -223,16 +223,6 @@ class Steps:
 # -- cleanup of runs that died before they could clean up ------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def new_prefix(counter: list[int] = [0]) -> str:  # noqa: B006  (a per-process counter)
     counter[0] += 1
     return f"{PREFIX_MARK}{os.getpid()}x{counter[0]}-"
@@ -245,7 +235,7 @@ def reap_stale_stacks() -> None:
                     f'{{{{.Label "{LABEL}.stack"}}}}', check=False).stdout.split()
     for stack in set(listed):
         found = re.fullmatch(rf"({PREFIX_MARK}(\d+)x\d+-)dc-overview", stack)
-        if found and not _pid_alive(int(found.group(2))):
+        if found and not pid_alive(int(found.group(2))):
             remove_stack(found.group(1), f"{found.group(1)}cryptolabs")
 
 
@@ -260,17 +250,7 @@ def volume_names(prefix: str) -> list[str]:
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
     """``wait_until`` that also retries on AssertionError (a check may assert)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, ValueError, AssertionError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {last!r})")
+    return wait_until(check, timeout, what, interval, retry_on=(OSError, ValueError, AssertionError))
 
 
 # -- the fleet under test ---------------------------------------------------------------------

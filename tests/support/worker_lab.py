@@ -221,7 +221,7 @@ def _ssh_banner(ip: str, port: int) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -239,7 +239,7 @@ def reap_stale() -> None:
         listed = docker(*listing, "--filter", f"label={LABEL}", "--format", fmt, check=False).stdout
         for line in listed.splitlines():
             ident, pid, lab_id = (line.split() + ["", ""])[:3]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 docker(*remove, ident, check=False)
                 for leftover in Path(tempfile.gettempdir()).glob(f"dclab-{lab_id}-*") if lab_id else ():
                     shutil.rmtree(leftover, ignore_errors=True)
