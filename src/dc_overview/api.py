@@ -13,7 +13,7 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 from . import (
     accounts,
@@ -27,19 +27,12 @@ from . import (
     keys,
     lookups,
     overview,
-    quickstart,
-    quickstart_detect,
-    quickstart_plan,
     services,
     settings,
-    stack,
-    stack_apply,
-    stack_control,
-    stack_options,
-    stack_routes,
     targets,
     worker_session,
 )
+from .api_stack import StackAndQuickstart
 from .bootstrap import bootstrap
 from .domain import Server, Settings, SshKey
 from .exporter_install import InstallOptions, InstallResult
@@ -48,13 +41,12 @@ from .fleet_check import CheckResult
 from .identity import ApiToken, User
 from .inventory import ImportReport
 from .overview import Overview
-from .ports import Deps, ServiceRoute
-from .quickstart_answers import QuickstartAnswers
-from .quickstart_answers_file import answers_from_mapping, load_answers
+from .ports import Deps
 from .services import ServiceState
 from .worker_session import TrustReport
 
-class AsyncFleet:
+
+class AsyncFleet(StackAndQuickstart):
     """The fleet's use cases as coroutine methods."""
 
     def __init__(self, deps: Deps) -> None:
@@ -278,103 +270,6 @@ class AsyncFleet:
         """Forget a server's pinned SSH host key; the next connection pins the key it offers."""
         return await worker_session.trust_host(self.deps, name)
 
-    # -- the monitoring stack on this host: options, secrets, apply, status, logs, lifecycle ------
-    # ``progress(line)`` is called with what is being done (pulls, containers).
-
-    async def stack_options(self) -> stack.StackOptions:
-        return await stack_options.stack_options(self.deps)
-
-    async def set_stack_option(self, name: str, value: Any) -> stack.StackOptions:
-        """Change one stack option (text as typed is accepted); takes effect on ``apply_stack``."""
-        return await stack_options.set_stack_option(self.deps, name, value)
-
-    async def stack_secrets(self) -> dict[str, bool]:
-        """Whether each secret the stack uses is set (never the values)."""
-        return await stack_options.stack_secret_status(self.deps)
-
-    async def set_stack_secret(self, name: str, value: str) -> None:
-        await stack_options.set_stack_secret(self.deps, name, value)
-
-    async def stack_spec(self) -> stack.StackSpec:
-        """The stack as the options describe it: services, images, ports, volumes, routes."""
-        return await stack_options.current_spec(self.deps)
-
-    async def render_stack(self) -> list[str]:
-        """Write the stack's config files (under ``<data>/stack``; the alert rules under
-        ``<data>/prometheus/rules``); their data-relative paths."""
-        return sorted(await stack_apply.render_stack_files(self.deps))
-
-    async def stack_compose(self) -> str:
-        return await stack_apply.stack_compose(self.deps)
-
-    async def apply_stack(self, progress: Callable[[str], None] | None = None,
-                          timeout_s: float = 180.0) -> stack_apply.ApplyReport:
-        """Create or update the stack's containers to match the options; only what changed is touched."""
-        return await stack_apply.apply_stack(self.deps, progress=progress, timeout_s=timeout_s)
-
-    async def upgrade_stack(self, progress: Callable[[str], None] | None = None,
-                            timeout_s: float = 180.0) -> stack_apply.ApplyReport:
-        """Pull every image again and recreate what changed; data volumes are kept."""
-        return await stack_apply.upgrade_stack(self.deps, progress=progress, timeout_s=timeout_s)
-
-    async def stack_status(self) -> list[stack_control.ServiceStatus]:
-        return await stack_control.stack_status(self.deps)
-
-    async def services_status(self) -> dict[str, dict]:
-        """``/api/services``: each service ``{running, healthy, container, port, image}``."""
-        return await stack_control.services_status(self.deps)
-
-    async def stack_logs(self, service: str | None = None, *, tail: int | None = 100, follow: bool = False,
-                         on_line: Callable[[str], None] = print) -> None:
-        """Call ``on_line`` with each output line of one service or all; ``follow`` waits for more."""
-        await stack_control.stack_logs(self.deps, service, tail=tail, follow=follow, on_line=on_line)
-
-    async def stop_stack(self, service: str | None = None) -> list[str]:
-        return await stack_control.stop_stack(self.deps, service)
-
-    async def start_stack(self, service: str | None = None) -> list[str]:
-        return await stack_control.start_stack(self.deps, service)
-
-    async def restart_stack(self, service: str | None = None) -> list[str]:
-        return await stack_control.restart_stack(self.deps, service)
-
-    async def reload_prometheus(self, base_url: str | None = None) -> None:
-        """Have Prometheus re-read its configuration and rules (``POST /-/reload``)."""
-        await stack_control.reload_prometheus(self.deps, base_url)
-
-    async def proxy_routes(self) -> list[ServiceRoute]:
-        return await stack_routes.proxy_routes(self.deps)
-
-    async def register_route(self, name: str, path: str, upstream: str, *, container: str | None = None,
-                             strip_prefix: bool = True) -> ServiceRoute:
-        """Serve a service through the shared proxy under ``path`` (checked with ``nginx -t`` first)."""
-        return await stack_routes.register_route(self.deps, name, path, upstream, container=container,
-                                                 strip_prefix=strip_prefix)
-
-    async def unregister_route(self, name: str) -> None:
-        await stack_routes.unregister_route(self.deps, name)
-
-    # -- quickstart: set up this host from one set of answers ----------------------------------
-
-    async def detect_environment(self) -> "quickstart_detect.Environment":
-        """This host as quickstart sees it: name, addresses, GPUs, Docker,
-        ipmi-monitor, an earlier install and its previous answers. Reads only."""
-        return await quickstart_detect.detect_environment(self.deps)
-
-    async def plan_quickstart(self, answers: "QuickstartAnswers | Mapping[str, Any] | str | Path") -> "quickstart_plan.QuickstartPlan":
-        """Check ``answers`` against this host without changing anything."""
-        return await quickstart_plan.plan_quickstart(self.deps, _answers(answers))
-
-    async def quickstart(self, answers: "QuickstartAnswers | Mapping[str, Any] | str | Path", *,
-                         progress: "quickstart.QuickstartProgress | None" = None,
-                         show_passwords: bool = False) -> "quickstart.QuickstartReport":
-        """Set this host up as a worker, a master or both (``answers``: a
-        ``QuickstartAnswers``, a mapping shaped like an answers file, or the
-        path of one). Idempotent; raises before changing anything when the
-        answers or this host are not fit (``AnswersInvalid``, ``DockerMissing``)."""
-        return await quickstart.run_quickstart(self.deps, _answers(answers), progress=progress,
-                                               show_passwords=show_passwords)
-
     async def close(self) -> None:
         close = getattr(self.deps.storage, "close", None)
         if close:
@@ -446,16 +341,6 @@ def _install_options(node_exporter_binary: str | Path | None, gpu_exporter_artif
         gpu_exporter_artifact=Path(gpu_exporter_artifact) if gpu_exporter_artifact else None,
         gpu_exporter_simulate=gpu_exporter_simulate, gpu_exporter=gpu_exporter,
     )
-
-
-def _answers(answers: Any) -> "QuickstartAnswers":
-    if isinstance(answers, QuickstartAnswers):
-        return answers
-    if isinstance(answers, (str, Path)):
-        return load_answers(answers)
-    if isinstance(answers, Mapping):
-        return answers_from_mapping(answers)
-    raise errors.InvalidInput("answers", f"expected QuickstartAnswers, a mapping or a path, not {type(answers).__name__}")
 
 
 def _read_text(path: Path) -> str:
