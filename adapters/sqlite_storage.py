@@ -3,14 +3,17 @@
 ``<data>/dc-overview.db`` in WAL mode with foreign keys on; the schema
 version lives in ``PRAGMA user_version`` and forward migrations run on open.
 Rows are turned into domain values by one cattrs converter, here at the edge.
-Queries are plain SQL on the sqlite3 connection; sqlite-utils (slow to
-import) is loaded only when the schema is created or upgraded.
+Reads, deletes and batch updates are plain SQL on the sqlite3 connection;
+sqlite-utils (slow to import) creates and upgrades the schema and does the
+inserts and single-row updates, loaded on the first of those, so commands
+that only read start without it.
 Private keys live beside it in ``<data>/ssh_keys/`` with mode 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -83,34 +86,10 @@ def _converter() -> cattrs.Converter:
     return conv
 
 
-class _Database:
-    """The calls made on the database outside the migrations, with sqlite-utils'
-    names (``db.execute``, ``db.table_names()``, ``db.conn``) on the plain connection."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
-        return self.conn.execute(sql) if parameters is None else self.conn.execute(sql, parameters)
-
-    def table_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-
-    def rows(self, sql: str, parameters: Any = ()) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(sql, parameters)
-        columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row)) for row in cursor.fetchall()]
-
-    def insert(self, table: str, row: Mapping[str, Any]) -> int:
-        names = ", ".join(f"[{name}]" for name in row)
-        marks = ", ".join("?" for _ in row)
-        cursor = self.conn.execute(f"INSERT INTO [{table}] ({names}) VALUES ({marks})", list(row.values()))
-        return cursor.lastrowid  # type: ignore[return-value]
-
-    def update(self, table: str, row_id: int, row: Mapping[str, Any]) -> int:
-        changes = ", ".join(f"[{name}] = ?" for name in row)
-        cursor = self.conn.execute(f"UPDATE [{table}] SET {changes} WHERE id = ?", [*row.values(), row_id])
-        return cursor.rowcount
+def _rows(conn: sqlite3.Connection, sql: str, parameters: Any = ()) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, parameters)
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
 class SqliteStorage:
@@ -126,7 +105,7 @@ class SqliteStorage:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL")
-            self.db = _Database(conn)
+            self.conn = conn
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise errors.StorageError(
@@ -137,12 +116,21 @@ class SqliteStorage:
             raise errors.StorageError(f"cannot open the data dir {self.data_dir}: {exc.strerror}",
                                       "choose another with --data-dir or DC_OVERVIEW_DATA") from None
 
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils on the same connection, for the schema and for inserts
+        and updates. Loaded on first use (it is slow to import), so commands
+        that only read never load it; reads are plain SQL on ``conn``."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and self.db.table_names():
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
             raise sqlite3.DatabaseError("it holds tables but no dc-overview schema version")
         if version > SCHEMA_VERSION:
             raise errors.StorageError(
@@ -151,13 +139,10 @@ class SqliteStorage:
             )
         if version == SCHEMA_VERSION:
             return
-        import sqlite_utils  # only here: opening an up-to-date database needs none of it
-
-        schema = sqlite_utils.Database(self.db.conn)
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():
-                MIGRATIONS[number](schema)
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
+                MIGRATIONS[number](self.db)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -169,15 +154,15 @@ class SqliteStorage:
             finally:
                 self._depth -= 1
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.conn.execute("ROLLBACK")
             raise
         else:
-            self.db.execute("COMMIT")
+            self.conn.execute("COMMIT")
         finally:
             self._depth = 0
 
@@ -198,7 +183,7 @@ class SqliteStorage:
     def _server_row(self, server: Server) -> dict[str, Any]:
         key_id = None
         if server.ssh_key is not None:
-            found = self.db.execute("SELECT id FROM ssh_keys WHERE name = ?", [server.ssh_key]).fetchone()
+            found = self.conn.execute("SELECT id FROM ssh_keys WHERE name = ?", [server.ssh_key]).fetchone()
             if found is None:
                 raise errors.KeyNotFound(server.ssh_key)
             key_id = found[0]
@@ -213,7 +198,7 @@ class SqliteStorage:
         }
 
     def _query(self, where: str = "", args: list[Any] | None = None) -> list[Server]:
-        cursor = self.db.execute(f"{self._SELECT} {where}", args or [])
+        cursor = self.conn.execute(f"{self._SELECT} {where}", args or [])
         columns = [c[0] for c in cursor.description]
         return [self._server(dict(zip(columns, row))) for row in cursor.fetchall()]
 
@@ -227,7 +212,7 @@ class SqliteStorage:
         data_version`` moves when another connection (another process)
         commits; ``total_changes`` counts every row this connection has
         written. One cheap query, no table read."""
-        conn = self.db.conn
+        conn = self.conn
         return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
     def list_servers(self) -> list[Server]:
@@ -253,14 +238,19 @@ class SqliteStorage:
     def add_server(self, server: Server) -> Server:
         row = self._server_row(server) | {"created_at": _now()}
         with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
-            new_id = self.db.insert("servers", row)
+            new_id = self.db["servers"].insert(row).last_pk
         return self.get_server_by_id(new_id)  # type: ignore[return-value]
 
     def update_server(self, server: Server) -> Server:
         assert server.id is not None, "update needs a stored server"
         with self.transaction(), _unique_as(errors.DuplicateServer, "name or address", server.name):
-            if not self.db.update("servers", server.id, self._server_row(server)):
-                raise errors.ServerNotFound(server.name)
+            table = self.db["servers"]
+            from sqlite_utils.db import NotFoundError  # loaded with self.db
+
+            try:
+                table.update(server.id, self._server_row(server))
+            except NotFoundError:  # removed meanwhile
+                raise errors.ServerNotFound(server.name) from None
         return self.get_server_by_id(server.id)  # type: ignore[return-value]
 
     def update_servers(self, servers: Sequence[Server]) -> None:
@@ -270,12 +260,12 @@ class SqliteStorage:
             rows = [(self._server_row(server), server.id) for server in servers]
             changes = ", ".join(f"[{name}] = ?" for name in rows[0][0])
             with _unique_as(errors.DuplicateServer, "name or address", servers[0].name):
-                self.db.conn.executemany(f"UPDATE servers SET {changes} WHERE id = ?",
+                self.conn.executemany(f"UPDATE servers SET {changes} WHERE id = ?",
                                          [[*row.values(), server_id] for row, server_id in rows])
 
     def remove_server(self, server_id: int) -> None:
         with self.transaction():
-            self.db.execute("DELETE FROM servers WHERE id = ?", [server_id])
+            self.conn.execute("DELETE FROM servers WHERE id = ?", [server_id])
 
     # -- SSH keys ---------------------------------------------------------------------------
 
@@ -302,14 +292,14 @@ class SqliteStorage:
         return stored
 
     def list_keys(self) -> list[SshKey]:
-        return [self._key(r) for r in self.db.rows("SELECT * FROM ssh_keys ORDER BY name")]
+        return [self._key(r) for r in _rows(self.conn, "SELECT * FROM ssh_keys ORDER BY name")]
 
     def get_key(self, name: str) -> SshKey | None:
-        rows = self.db.rows("SELECT * FROM ssh_keys WHERE name = ? LIMIT 1", [name])
+        rows = _rows(self.conn, "SELECT * FROM ssh_keys WHERE name = ? LIMIT 1", [name])
         return self._key(rows[0]) if rows else None
 
     def get_key_by_id(self, key_id: int) -> SshKey | None:
-        rows = self.db.rows("SELECT * FROM ssh_keys WHERE id = ? LIMIT 1", [key_id])
+        rows = _rows(self.conn, "SELECT * FROM ssh_keys WHERE id = ? LIMIT 1", [key_id])
         return self._key(rows[0]) if rows else None
 
     def add_key(self, key: SshKey) -> SshKey:
@@ -317,12 +307,12 @@ class SqliteStorage:
         row.pop("id")
         row["private_key_path"] = self._stored_key_path(key.private_key_path)
         with self.transaction(), _unique_as(errors.DuplicateKey, None, key.name):
-            new_id = self.db.insert("ssh_keys", row | {"created_at": _now()})
+            new_id = self.db["ssh_keys"].insert(row | {"created_at": _now()}).last_pk
         return self.get_key_by_id(new_id)  # type: ignore[return-value]
 
     def remove_key(self, key_id: int) -> None:
         with self.transaction():
-            self.db.execute("DELETE FROM ssh_keys WHERE id = ?", [key_id])
+            self.conn.execute("DELETE FROM ssh_keys WHERE id = ?", [key_id])
 
     def write_private_key(self, name: str, text: str) -> Path:
         """Write a new 0600 key file; never replaces an existing one."""
@@ -353,11 +343,11 @@ class SqliteStorage:
     # -- settings and files -------------------------------------------------------------------
 
     def load_settings(self) -> dict[str, object]:
-        return {name: json.loads(value) for name, value in self.db.execute("SELECT name, value FROM settings")}
+        return {name: json.loads(value) for name, value in self.conn.execute("SELECT name, value FROM settings")}
 
     def save_setting(self, name: str, value: object) -> None:
         with self.transaction():
-            self.db.execute("INSERT INTO settings (name, value) VALUES (?, ?)"
+            self.conn.execute("INSERT INTO settings (name, value) VALUES (?, ?)"
                             " ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, json.dumps(value)])
 
     def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path:
@@ -370,7 +360,7 @@ class SqliteStorage:
         partial = destination.with_name(destination.name + ".partial")
         target = sqlite3.connect(partial)
         try:
-            self.db.conn.backup(target)
+            self.conn.backup(target)
         finally:
             target.close()
         os.chmod(partial, 0o600)

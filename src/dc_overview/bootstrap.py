@@ -33,7 +33,7 @@ def bootstrap(data_dir: Path | str | None = None, **overrides: object) -> Deps:
     }
     # web accounts share the inventory's database connection; secrets are files beside it
     storage = ports["storage"]
-    ports["accounts"] = SqliteAccounts(storage.db.conn)  # type: ignore[attr-defined]
+    ports["accounts"] = SqliteAccounts(storage.conn)  # type: ignore[attr-defined]
     ports["secrets"] = FileSecretStore(storage.data_dir)  # type: ignore[attr-defined]
     ports["metrics"] = PrometheusQuery()
     # the monitoring stack: the container engine, the shared proxy's routes, Prometheus' lifecycle API

@@ -33,9 +33,9 @@ def test_many_servers_are_stored_in_one_commit_with_every_field(store, tmp_path)
                             exporters={NODE_EXPORTER: ExporterState(installed=True, version="1.8.2")})
                for i, s in enumerate(servers)]
     commits = []
-    store.db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     store.update_servers(changed)
-    store.db.conn.set_trace_callback(None)
+    store.conn.set_trace_callback(None)
 
     assert commits == ["COMMIT"]
     assert store.list_servers() == changed  # every field, the key by name, the labels untouched

@@ -236,9 +236,9 @@ def test_the_revision_moves_with_every_kind_of_write(tmp_path):
         moved()
         other.save_setting("ssh_concurrency", 6)
         moved()
-        other.db.conn.execute("DELETE FROM servers")  # any write, even one no method of ours makes
+        other.conn.execute("DELETE FROM servers")  # any write, even one no method of ours makes
         moved()
-        storage.db.conn.execute("UPDATE settings SET value = '7'")
+        storage.conn.execute("UPDATE settings SET value = '7'")
         moved()
     finally:
         storage.close()

@@ -24,7 +24,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def store(tmp_path):
     storage = sqlite_storage.SqliteStorage(tmp_path)
-    yield SqliteAccounts(storage.db.conn)
+    yield SqliteAccounts(storage.conn)
     storage.close()
 
 
