@@ -35,7 +35,7 @@ for arg in sys.argv[1:]:
     print("exporter.%s.answering=%s" % (name, answer))
 """
 
-SHELL_PRELUDE = r"""
+_PRELUDE = r"""
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 NL='
@@ -118,7 +118,7 @@ probe_exporters() {
     fi
 }
 """
-SHELL_PRELUDE = SHELL_PRELUDE.replace("\nNL='", f"\nPY_HTTP={shlex.quote(_PY_HTTP)}\nNL='", 1)
+SHELL_PRELUDE = f"\nPY_HTTP={shlex.quote(_PY_HTTP)}" + _PRELUDE
 
 # What awk reads, each with getline (a file that is missing or unreadable is
 # skipped, never fatal) and every path under ROOT (empty on a worker; a test
