@@ -298,11 +298,17 @@ class Fleet:
         found = prometheus_query(self.prometheus, f"max_over_time({expr}[{window}])" if window else expr)
         return {(r["metric"].get("server", "?"), r["metric"]["job"]): r["value"][1] for r in found}
 
-    def all_up(self) -> bool:
-        """Every one of the 2 targets per worker up (recently scraped)."""
-        wanted = {(name, job) for name in self.names for job in ("node", "gpu")}
+    def running_names(self) -> list[str]:
+        """The names of the workers whose containers run now."""
+        return [name for name, worker in zip(self.names, self.workers) if worker.running()]
+
+    def all_up(self, names: list[str] | None = None) -> bool:
+        """Every one of the 2 targets per worker (of ``names``, else every
+        worker) up (recently scraped)."""
+        targets = {(name, job) for name in self.names for job in ("node", "gpu")}
         up = self.up(RECENT)
-        assert set(up) == wanted, f"targets {sorted(up)}"
+        assert set(up) == targets, f"targets {sorted(up)}"
+        up = {(name, job): v for (name, job), v in up.items() if names is None or name in names}
         down = sorted(t for t, v in up.items() if v != "1")
         assert not down, f"down: {down}"
         return True
