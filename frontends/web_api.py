@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import dc_overview
 from dc_overview import errors
 from dc_overview.credentials import SCRAPE_TOKEN
-from dc_overview.services import SELF
+from dc_overview.stack import APP
 
 from . import web_json as body_of
 from .web_auth import public
@@ -296,17 +296,11 @@ async def remove_key(request: web.Request) -> web.Response:
 
 
 async def service_states(request: web.Request) -> dict[str, dict[str, Any]]:
-    """The stack's view of its services when this build has the stack (it
-    knows its containers' names), else the ContainerRuntime port's. This app
-    is answering, so it runs, whatever a container engine says."""
-    stack_view = getattr(fleet(request), "services_status", None)
-    if stack_view is not None:
-        states = {name: dict(state) for name, state in (await stack_view()).items()}
-    else:
-        states = {name: body_of.jsonable(state) for name, state in (await fleet(request).services()).items()}
-    this = states.get(SELF)
-    if this is not None and not this["running"]:
-        this.update(running=True, healthy=True)
+    """Each service of this host as ``/api/services`` shows it. This app is
+    answering, so it runs, whatever a container engine says."""
+    states = {name: body_of.jsonable(state) for name, state in (await fleet(request).services()).items()}
+    if not states[APP]["running"]:
+        states[APP].update(running=True, healthy=True)
     return states
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dc_overview import errors
 from dc_overview.domain import check_port, parse_label
-from dc_overview.services import CATALOG, ServiceInfo
+from dc_overview.services import CATALOG
 
 from . import web_api
 from .web_auth import any_user, flash, log_in, log_out, login_limits, public
@@ -107,11 +107,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 @public
 async def services_page(request: web.Request) -> web.StreamResponse:
     states = await web_api.service_states(request)
-    known = {s.name: s for s in CATALOG}
-    described = [(known.get(name) or ServiceInfo(name, name, int(state["port"]), None, "", "see the stack's docs"),
-                  state) for name, state in states.items()]
-    order = {name: i for i, name in enumerate(known)}
-    described.sort(key=lambda pair: order.get(pair[0].name, len(order)))
+    described = [(service, states[service.name]) for service in CATALOG]
     running = [(s, st) for s, st in described if st["running"]]
     missing = [(s, st) for s, st in described if not st["running"]]
     return render(request, "services.html", active="services", running=running, missing=missing)

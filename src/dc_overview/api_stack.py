@@ -59,10 +59,6 @@ class StackAndQuickstart:
     async def stack_status(self) -> list[stack_control.ServiceStatus]:
         return await stack_control.stack_status(self.deps)
 
-    async def services_status(self) -> dict[str, dict]:
-        """``/api/services``: each service ``{running, healthy, container, port, image}``."""
-        return await stack_control.services_status(self.deps)
-
     async def stack_logs(self, service: str | None = None, *, tail: int | None = 100, follow: bool = False,
                          on_line: Callable[[str], None] = print) -> None:
         """Call ``on_line`` with each output line of one service or all; ``follow`` waits for more."""

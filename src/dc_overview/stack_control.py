@@ -1,6 +1,6 @@
 """Use cases for the running stack: status, logs, stop, start, restart,
-reloading Prometheus and the proxy, and the services list in the shape the
-sister products' landing page reads (``/api/services``)."""
+reloading Prometheus and the proxy. (What the landing page reads,
+``/api/services``, is in ``services``.)"""
 
 from __future__ import annotations
 
@@ -11,16 +11,8 @@ import attrs
 
 from . import errors
 from .ports import ContainerInfo, ContainerRuntime, Deps
-from .stack import (
-    APP, GRAFANA, IPMI_MONITOR, IPMI_MONITOR_PORT, LABEL, PROMETHEUS, PROMETHEUS_PREFIX, PROXY, PROXY_CONF, RUNPOD,
-    VASTAI, StackSpec, container_name, find_service,
-)
+from .stack import LABEL, PROMETHEUS_PREFIX, PROXY_CONF, StackSpec, container_name, find_service
 from .stack_options import current_spec, runtime_of
-
-# The services the sister products' landing page knows, in its order.
-KNOWN_SERVICES = (PROXY, IPMI_MONITOR, APP, GRAFANA, PROMETHEUS, VASTAI, RUNPOD)
-KNOWN_PORTS = {PROXY: 443, IPMI_MONITOR: IPMI_MONITOR_PORT, APP: 5001, GRAFANA: 3000, PROMETHEUS: 9090,
-               VASTAI: 8622, RUNPOD: 8623}
 
 
 @attrs.frozen
@@ -72,48 +64,6 @@ async def stack_status(deps: Deps) -> list[ServiceStatus]:
 def _row(service: str, info: ContainerInfo) -> ServiceStatus:
     return ServiceStatus(service, info.name, info.state, info.health, info.image, _tag(info.image),
                          info.ports, info.started_at)
-
-
-async def services_status(deps: Deps) -> dict[str, dict]:
-    """``/api/services``: an object keyed by service name, each
-    ``{running, healthy, container, port, image}``. A service that is not
-    installed is ``running: false``; an engine that cannot be reached makes
-    every service ``running: false`` (never an error)."""
-    spec = await current_spec(deps)
-    try:
-        runtime = runtime_of(deps)
-        infos = await asyncio.gather(*(runtime.inspect(_known_container(spec, name)) for name in KNOWN_SERVICES))
-    except errors.EngineUnavailable:
-        infos = [None] * len(KNOWN_SERVICES)
-    answer = {}
-    for name, info in zip(KNOWN_SERVICES, infos):
-        running = info is not None and info.state == "running"
-        answer[name] = {
-            "running": running,
-            "healthy": running and info is not None and info.health in (None, "healthy"),
-            "container": info.name if info else _known_container(spec, name),
-            "port": _known_port(spec, name),
-            "image": info.image if info else None,
-        }
-    return answer
-
-
-def _known_container(spec: StackSpec, name: str) -> str:
-    return name if name == IPMI_MONITOR else container_name(spec, name)
-
-
-def _known_port(spec: StackSpec, name: str) -> int:
-    if name == PROXY:
-        return spec.options.https_port if spec.options.tls != "off" else spec.options.http_port
-    if name == APP:
-        return spec.options.app_port
-    return KNOWN_PORTS[name]
-
-
-async def health(deps: Deps) -> dict:
-    """``/api/health``: ok while the app answers; the stack's services' states beside."""
-    services = await services_status(deps)
-    return {"status": "ok", "services": {k: v["healthy"] for k, v in services.items() if v["running"]}}
 
 
 # -- waiting, logs, reloading -------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import attrs
 import pytest
 
 from dc_overview import errors
@@ -54,10 +55,11 @@ def test_status_and_api_services_report_the_running_stack(lab):
     assert set(rows["cryptolabs-proxy"].ports) == {f"127.0.0.1:{lab.ports['http']}->80/tcp",
                                                    f"127.0.0.1:{lab.ports['https']}->443/tcp"}
     assert rows["prometheus"].version == "bookworm"
-    services = lab.fleet.services_status()
-    assert services["prometheus"] == {"running": True, "healthy": True, "container": f"{lab.prefix}prometheus",
-                                      "port": 9090, "image": PROMETHEUS_IMAGE}
-    assert services["grafana"]["running"] is False
+    services = lab.fleet.services()
+    assert attrs.asdict(services["prometheus"]) == {
+        "running": True, "healthy": True, "container": f"{lab.prefix}prometheus", "port": 9090,
+        "image": PROMETHEUS_IMAGE}
+    assert services["grafana"].running is False
 
 
 def test_applying_again_changes_nothing(lab):

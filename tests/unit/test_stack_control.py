@@ -1,11 +1,13 @@
 """Status, logs, /api/services and the proxy's routes over fakes of the ports."""
 
+import attrs
 import pytest
 
 from dc_overview import errors
 from dc_overview.ports import ServiceRoute
 from dc_overview.stack_apply import apply_stack
-from dc_overview.stack_control import reload_prometheus, services_status, stack_logs, stack_status, stop_stack
+from dc_overview.services import service_states
+from dc_overview.stack_control import reload_prometheus, stack_logs, stack_status, stop_stack
 from dc_overview.stack_options import set_stack_option, set_stack_secret, stack_secret_status
 from dc_overview.stack_routes import proxy_routes, register_route, unregister_route
 from tests.fakes import FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps
@@ -30,6 +32,10 @@ async def test_status_lists_every_service_missing_ones_too(deps):
     assert rows["grafana"].state == "exited"
 
 
+async def services_status(deps) -> dict[str, dict]:
+    return {name: attrs.asdict(state) for name, state in (await service_states(deps)).items()}
+
+
 async def test_api_services_has_the_shape_the_sister_products_read(deps):
     answer = await services_status(deps)
     assert list(answer) == ["cryptolabs-proxy", "ipmi-monitor", "dc-overview", "grafana", "prometheus",
@@ -42,6 +48,16 @@ async def test_api_services_has_the_shape_the_sister_products_read(deps):
                                     "image": "prom/prometheus:v2.55.1"}
     assert answer["cryptolabs-proxy"]["port"] == 443 and answer["dc-overview"]["port"] == 5001
     assert answer["ipmi-monitor"]["running"] is False
+
+
+async def test_api_services_follow_the_stack_options(deps):
+    await set_stack_option(deps, "name_prefix", "dc-")
+    deps.storage.save_setting("dc_port", 5101)
+    await apply_stack(deps)
+    answer = await services_status(deps)
+    assert answer["prometheus"]["container"] == "dc-prometheus" and answer["prometheus"]["running"] is True
+    assert answer["dc-overview"]["port"] == 5101
+    assert answer["ipmi-monitor"]["container"] == "ipmi-monitor"  # the sister product's own, never prefixed
 
 
 async def test_api_services_without_an_engine_says_nothing_runs(deps):
