@@ -155,7 +155,7 @@ def stack_compose(fleet: Fleet, destination: Path | None) -> None:
 def stack_options(fleet: Fleet, as_json: bool) -> None:
     """Show the stack's options and which of its secrets are set."""
     values = output.to_jsonable(fleet.stack_options())
-    secrets = fleet.stack_secrets()
+    secrets = fleet.secret_status()
     if as_json:
         emit({"options": values, "secrets": secrets}, True)
         return
@@ -183,7 +183,8 @@ def stack_set(fleet: Fleet, name: str, value: str) -> None:
 def stack_secret(fleet: Fleet, name: str, from_stdin: bool) -> None:
     """Set a secret of the stack (grafana_admin_password, remote_write_password, alert_webhook_token, smtp_password).
 
-    The value is asked for without echo and never shown again.
+    The value is asked for without echo and never shown again. `dc-overview
+    secrets` lists, sets and clears these and every other secret.
     """
     value = sys.stdin.readline().strip() if from_stdin else click.prompt(
         f"{name}", hide_input=True, confirmation_prompt=True)

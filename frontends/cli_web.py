@@ -166,7 +166,7 @@ def users_revoke(fleet: Fleet, token_id: int) -> None:
 
 @click.group(cls=Group)
 def secrets() -> None:
-    """Write-only secrets: provider API keys and the scrape token (0600 files; never printed back)."""
+    """Write-only secrets: provider API keys, the scrape token and the stack's passwords (0600 files; never printed back)."""
 
 
 @secrets.command("list")

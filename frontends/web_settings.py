@@ -26,9 +26,18 @@ INTEGRATIONS = (
 
 
 SECRET_SHORT = {"vastai_api_key": "Vast.ai API key", "runpod_api_key": "RunPod API key",
-                "scrape_token": "Scrape token"}
+                "scrape_token": "Scrape token", "grafana_admin_password": "Grafana admin password",
+                "remote_write_password": "Remote-write password", "alert_webhook_token": "Alert webhook token",
+                "smtp_password": "SMTP password"}
 SECRET_ABOUT = {"vastai_api_key": "Used by the vastai-exporter.", "runpod_api_key": "Used by the runpod-exporter.",
-                "scrape_token": "When set, Prometheus must send it for targets.json and /metrics."}
+                "scrape_token": "When set, Prometheus must send it for targets.json and /metrics.",
+                "grafana_admin_password": "Made on the first stack apply when not set; Grafana reads it "
+                                          "only when it first starts with an empty database.",
+                "remote_write_password": "Prometheus' basic-auth password for remote_write; "
+                                         "takes effect on the next stack apply.",
+                "alert_webhook_token": "Bearer token Alertmanager sends to the alert webhook; "
+                                       "takes effect on the next stack apply.",
+                "smtp_password": "Alertmanager's password for the SMTP server; takes effect on the next stack apply."}
 
 
 async def _general(request: web.Request, status: int = 200, **context: object) -> web.Response:

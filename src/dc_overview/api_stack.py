@@ -27,10 +27,6 @@ class StackAndQuickstart:
         """Change one stack option (text as typed is accepted); takes effect on ``apply_stack``."""
         return await stack_options.set_stack_option(self.deps, name, value)
 
-    async def stack_secrets(self) -> dict[str, bool]:
-        """Whether each secret the stack uses is set (never the values)."""
-        return await stack_options.stack_secret_status(self.deps)
-
     async def set_stack_secret(self, name: str, value: str) -> None:
         await stack_options.set_stack_secret(self.deps, name, value)
 

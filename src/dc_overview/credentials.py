@@ -1,8 +1,9 @@
 """Use cases for write-only secrets: the Vast.ai and RunPod API keys, the
-Bearer token Prometheus presents for the target list and /metrics, and the
-key that signs the web app's cookies. Each is a 0600 file in the data dir.
-Front ends may set, replace or clear a secret and ask whether it is set;
-only the parts that use a secret (the web app, the stack) read it."""
+Bearer token Prometheus presents for the target list and /metrics, the
+passwords and tokens the monitoring stack uses, and the key that signs the
+web app's cookies. Each is a 0600 file in the data dir. Front ends may set,
+replace or clear a secret and ask whether it is set; only the parts that use
+a secret (the web app, the stack) read it."""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ import secrets as random
 
 from . import errors
 from .ports import Deps, SecretStore
+from .stack import (
+    ALERT_WEBHOOK_TOKEN, GRAFANA_PASSWORD, REMOTE_WRITE_PASSWORD, RUNPOD_KEY, SCRAPE_TOKEN, SMTP_PASSWORD, VASTAI_KEY,
+)
 
-VASTAI_API_KEY = "vastai_api_key"
-RUNPOD_API_KEY = "runpod_api_key"
-SCRAPE_TOKEN = "scrape_token"
 SESSION_KEY = "session_key"
 
 # name -> what it is, for people; the session key is internal and not listed
 SECRETS = {
-    VASTAI_API_KEY: "Vast.ai API key (for the vastai-exporter)",
-    RUNPOD_API_KEY: "RunPod API key (for the runpod-exporter)",
+    VASTAI_KEY: "Vast.ai API key (for the vastai-exporter)",
+    RUNPOD_KEY: "RunPod API key (for the runpod-exporter)",
     SCRAPE_TOKEN: "Bearer token Prometheus must send for /api/prometheus/targets.json and /metrics",
+    GRAFANA_PASSWORD: "Grafana's admin password (made on the first stack apply when not set)",
+    REMOTE_WRITE_PASSWORD: "password for remote_write (basic auth, with remote_write_username)",
+    ALERT_WEBHOOK_TOKEN: "Bearer token Alertmanager sends to alert_webhook_url",
+    SMTP_PASSWORD: "password Alertmanager logs in to the SMTP server with (with alert_smtp_username)",
 }
 MAX_SECRET = 4096
 

@@ -14,24 +14,14 @@ from typing import Any
 
 import attrs
 
-from . import errors
+from . import credentials, errors
 from .ports import ContainerRuntime, Deps
 from .stack import (
-    ALERT_WEBHOOK_TOKEN, GRAFANA_PASSWORD, IPMI_MONITOR, REMOTE_WRITE_PASSWORD, RUNPOD_KEY, SCRAPE_TOKEN, SMTP_PASSWORD,
-    STACK_OPTION_NAMES, STACK_SECRETS, VASTAI_KEY, StackOptions, StackSpec, build_stack, change_option,
+    GRAFANA_PASSWORD, IPMI_MONITOR, STACK_OPTION_NAMES, STACK_SECRETS, StackOptions, StackSpec, build_stack,
+    change_option,
 )
 
 PREFIX = "stack."
-# every secret the stack may use, and what it is for
-STACK_SECRET_USES = {
-    GRAFANA_PASSWORD: "Grafana's admin password (made on the first apply when not set)",
-    REMOTE_WRITE_PASSWORD: "password for remote_write (basic auth, with remote_write_username)",
-    SCRAPE_TOKEN: "Bearer token Prometheus sends to the app (targets.json, /metrics)",
-    VASTAI_KEY: "Vast.ai API key for the vastai-exporter",
-    RUNPOD_KEY: "RunPod API key for the runpod-exporter",
-    ALERT_WEBHOOK_TOKEN: "Bearer token Alertmanager sends to alert_webhook_url",
-    SMTP_PASSWORD: "password Alertmanager logs in to the SMTP server with (with alert_smtp_username)",
-}
 
 
 async def stack_options(deps: Deps) -> StackOptions:
@@ -66,20 +56,11 @@ def secret_values(deps: Deps, names: frozenset[str]) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-async def stack_secret_status(deps: Deps) -> dict[str, bool]:
-    """Whether each secret the stack uses is set (never the value)."""
-    present = secret_names(deps)
-    return {name: name in present for name in STACK_SECRET_USES}
-
-
 async def set_stack_secret(deps: Deps, name: str, value: str) -> None:
+    """One of the secrets only the stack uses (``credentials.set_secret`` sets any)."""
     if name not in STACK_SECRETS:
         raise errors.InvalidStackOption("name", f"{name!r} is not a stack secret", "stack secrets: " + ", ".join(STACK_SECRETS))
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()) or len(value) > 4096:
-        raise errors.InvalidStackOption(name, "must be one word of printable characters (no spaces)")
-    if deps.secrets is None:
-        raise errors.OperationUnavailable("the secret store", "open the fleet with dc_overview.open()")
-    deps.secrets.put(name, value.strip())
+    await credentials.set_secret(deps, name, value)
 
 
 def ensure_grafana_password(deps: Deps, spec: StackSpec) -> bool:

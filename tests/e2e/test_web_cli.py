@@ -84,7 +84,9 @@ def test_api_tokens_are_printed_once_and_listed_without_their_secret(run):
 
 def test_secrets_are_set_listed_and_cleared_never_printed(run):
     status = json.loads(run("secrets", "list", "--json").output)
-    assert status == {"vastai_api_key": False, "runpod_api_key": False, "scrape_token": False}
+    assert status == {"vastai_api_key": False, "runpod_api_key": False, "scrape_token": False,
+                      "grafana_admin_password": False, "remote_write_password": False, "alert_webhook_token": False,
+                      "smtp_password": False}
     saved = run("secrets", "set", "vastai_api_key", input="vast-secret-123\n")
     assert saved.exit_code == 0 and "vast-secret-123" not in saved.output
     assert run("secrets", "set", "runpod_api_key", "--value-stdin", input="rp-456\n").exit_code == 0
@@ -96,6 +98,12 @@ def test_secrets_are_set_listed_and_cleared_never_printed(run):
     assert len(token) >= 40 and json.loads(run("secrets", "list", "--json").output)["scrape_token"] is True
     assert run("secrets", "clear", "vastai_api_key").exit_code == 0 and not key_file.exists()
     assert run("secrets", "set", "session_key", input="x\n").exit_code == 2  # not a secret people set
+    # the stack's secrets are set the same way, and `stack secret` sets the same file
+    assert run("secrets", "set", "smtp_password", "--value-stdin", input="mail-789\n").exit_code == 0
+    assert run("stack", "secret", "remote_write_password", "--stdin", input="rw-000\n").exit_code == 0
+    status = json.loads(run("secrets", "list", "--json").output)
+    assert status["smtp_password"] is True and status["remote_write_password"] is True
+    assert (run.data / "secrets" / "remote_write_password").stat().st_mode & 0o777 == 0o600
 
 
 def free_port() -> int:

@@ -201,7 +201,8 @@ async def test_logging_out_ends_the_session_and_old_sessions_are_pruned(deps):
 
 async def test_secrets_are_write_only_and_their_status_has_no_values(deps):
     assert await credentials.secret_status(deps) == {
-        "vastai_api_key": False, "runpod_api_key": False, "scrape_token": False,
+        "vastai_api_key": False, "runpod_api_key": False, "scrape_token": False, "grafana_admin_password": False,
+        "remote_write_password": False, "alert_webhook_token": False, "smtp_password": False,
     }
     await credentials.set_secret(deps, "vastai_api_key", "  abc123  ")
     status = await credentials.secret_status(deps)

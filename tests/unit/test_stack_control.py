@@ -4,13 +4,20 @@ import attrs
 import pytest
 
 from dc_overview import errors
+from dc_overview.credentials import clear_secret, secret_status, set_secret
 from dc_overview.ports import ServiceRoute
-from dc_overview.stack_apply import apply_stack
 from dc_overview.services import service_states
+from dc_overview.stack_apply import apply_stack
 from dc_overview.stack_control import reload_prometheus, stack_logs, stack_status, stop_stack
-from dc_overview.stack_options import set_stack_option, set_stack_secret, stack_secret_status
+from dc_overview.stack_options import set_stack_option, set_stack_secret
 from dc_overview.stack_routes import proxy_routes, register_route, unregister_route
-from tests.fakes import FakePrometheusControl, FakeProxyRegistry, FakeRuntime, FakeSecretStore, fake_deps
+from tests.fakes import (
+    FakePrometheusControl,
+    FakeProxyRegistry,
+    FakeRuntime,
+    FakeSecretStore,
+    fake_deps,
+)
 from tests.unit.test_stack_apply import IMAGES
 
 
@@ -97,13 +104,19 @@ async def test_reload_prometheus_goes_to_the_loopback_port_or_refuses_without_on
 async def test_stack_secrets_are_set_but_never_shown(deps):
     await set_stack_secret(deps, "remote_write_password", "  s3cret  ")
     assert deps.secrets.get("remote_write_password") == "s3cret"
-    status = await stack_secret_status(deps)
+    status = await secret_status(deps)
     assert status["remote_write_password"] is True and status["grafana_admin_password"] is False
     assert "s3cret" not in repr(status)
     with pytest.raises(errors.InvalidStackOption):
-        await set_stack_secret(deps, "vastai_api_key_typo", "x")
-    with pytest.raises(errors.InvalidStackOption):
+        await set_stack_secret(deps, "vastai_api_key", "x")  # a secret, but not one only the stack uses
+    with pytest.raises(errors.InvalidInput) as bad:
         await set_stack_secret(deps, "grafana_admin_password", "two words")
+    assert bad.value.field == "value"
+    # the same store and names as every other secret
+    await set_secret(deps, "smtp_password", "p4ss")
+    assert (await secret_status(deps))["smtp_password"] is True
+    await clear_secret(deps, "smtp_password")
+    assert deps.secrets.get("smtp_password") is None
 
 
 async def test_routes_are_checked_before_the_registry_sees_them(deps):
