@@ -66,7 +66,7 @@ async def check(
     """Check the named servers (all when ``names`` is None)."""
     servers = select_servers(deps, names)
     options = await ssh_options(deps, password, retry)
-    script = probe_script(http=False)  # the exporters are asked through the connection
+    script = probe_script(http=False, python=False)  # the exporters are asked through the connection
 
     # what is learned is stored in batches; a cancelled check keeps what finished
     with ContactLog(deps) as log:

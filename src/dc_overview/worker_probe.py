@@ -7,19 +7,23 @@ login shell) and prints one ``key=value`` per line; ``parse_probe`` turns
 that into ``WorkerFacts``.
 
 It runs on every worker at every check, so it starts as few processes as it
-can: one ``uname``; one ``awk`` that reads /proc, /etc and /sys with
-``getline`` (a missing file is no error, in mawk, gawk or busybox awk) and
-tells which exporter ports are in LISTEN state; ``python3 -V``;
-``systemctl`` once, only when systemd runs and one of our units is there;
-an exporter's ``--version`` only when its binary is there; and an HTTP
-check only for a port something listens on (curl, else python3 with a raw
-socket, else wget, on the worker itself against 127.0.0.1). On a worker
-without our exporters that is four processes in all, ``sh`` included.
+can: one ``awk`` that reads /proc, /etc and /sys with ``getline`` (a missing
+file is no error, in mawk, gawk or busybox awk), the host name, kernel and
+machine type included, and tells which exporter ports are in LISTEN state;
+``uname`` only for what /proc/sys/kernel did not tell (``arch`` before Linux
+6.1); ``python3 -V``; ``systemctl`` once, only when systemd runs and one of
+our units is there; an exporter's ``--version`` only when its binary is
+there; and an HTTP check only for a port something listens on (curl, else
+python3 with a raw socket, else wget, on the worker itself against
+127.0.0.1). On a worker without our exporters that is three processes in
+all, ``sh`` included.
 
 ``check`` leaves the ports out (``http=False``: no /proc/net/tcp, no HTTP
 client): it asks the exporters through the SSH connection itself and
 decides with ``http_answer``; where the worker's sshd does not forward,
-``probe_http_script`` asks them on the worker as the full script does.
+``probe_http_script`` asks them on the worker as the full script does. It
+leaves ``python3 -V`` out too (``python=False``): only the install needs it.
+On a worker without our exporters that is ``sh`` and ``awk`` alone.
 """
 
 from __future__ import annotations
@@ -50,10 +54,6 @@ __all__ = ["AWK_FACTS", "AWK_LISTENING", "AWK_MACHINE", "HTTP_END", "HTTP_LIMIT"
 ROOT_SHELL = 'u=$(id -u); echo "login_uid=$u"; if [ "$u" = 0 ]; then exec sh -s; else exec sudo -n sh -s; fi'
 
 _FACTS = r"""
-set -- $(uname -nrm 2>/dev/null)
-say hostname "${1:-}"
-say kernel "${2:-}"
-say arch "${3:-}"
 if [ -d /sys/bus/pci/devices ]; then pci=1; set -- /sys/bus/pci/devices/*; else pci=0; set --; fi
 facts=$(awk -v root= -v pci="$pci" -v ports="$PORTS" "$AWK_FACTS" "$@" 2>/dev/null)
 [ -n "$facts" ] && printf '%s\n' "$facts"
@@ -61,15 +61,19 @@ facts=$NL$facts
 case $facts in *"${NL}uid="*) ;; *) say uid "$(id -u)" ;; esac
 case $facts in *"${NL}user="*) ;; *) say user "$(id -un 2>/dev/null)" ;; esac
 case $facts in *"${NL}listening="*) listening=" ${facts##*"${NL}listening="} " ;; *) listening=" ? " ;; esac
+un=
+for k in hostname kernel arch; do case $facts in *"${NL}$k="*) ;; *) un=1 ;; esac; done
+if [ -n "$un" ]; then  # what /proc/sys/kernel did not tell (no awk, or an older kernel's arch)
+    set -- $(uname -nrm 2>/dev/null)
+    case $facts in *"${NL}hostname="*) ;; *) say hostname "${1:-}" ;; esac
+    case $facts in *"${NL}kernel="*) ;; *) say kernel "${2:-}" ;; esac
+    case $facts in *"${NL}arch="*) ;; *) say arch "${3:-}" ;; esac
+fi
 if [ "$pci" = 0 ] && command -v lspci >/dev/null 2>&1; then
     say gpu_pci "$(lspci -n -d 10de: 2>/dev/null | awk '$2 ~ /^03/' | wc -l)"
 fi
 if [ -d /run/systemd/system ]; then systemd=yes; else systemd=no; fi
 say systemd "$systemd"
-if command -v python3 >/dev/null 2>&1; then
-    v=$(python3 -V 2>&1)
-    case $v in "Python 3"*) say python3 "${v#Python }" ;; esac
-fi
 if command -v nvidia-smi >/dev/null 2>&1; then
     if command -v timeout >/dev/null 2>&1; then smi="timeout 20 nvidia-smi"; else smi=nvidia-smi; fi
     if out=$($smi -L 2>&1); then
@@ -122,6 +126,15 @@ def _hash_lines(paths: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# python3's version: the install needs python3 for the GPU exporter's zipapp
+_PYTHON = r"""
+if command -v python3 >/dev/null 2>&1; then
+    v=$(python3 -V 2>&1)
+    case $v in "Python 3"*) say python3 "${v#Python }" ;; esac
+fi
+"""
+
+
 def listen_ports(specs: Iterable[ExporterSpec]) -> str:
     """``HEXPORT:NAME ...``: the ports as /proc/net/tcp writes them."""
     return " ".join(f"{spec.port:04X}:{spec.name}" for spec in specs)
@@ -131,14 +144,18 @@ def _probe_exporters_line(specs: Iterable[ExporterSpec]) -> str:
     return "probe_exporters " + " ".join(f"{spec.name}:{spec.port}" for spec in specs) + "\n"
 
 
-def probe_script(specs: Iterable[ExporterSpec] = SPECS, hash_paths: Iterable[str] = (), *, http: bool = True) -> str:
+def probe_script(specs: Iterable[ExporterSpec] = SPECS, hash_paths: Iterable[str] = (), *, http: bool = True,
+                 python: bool = True) -> str:
     """The whole probe. ``http=False`` leaves out whether the exporters
     answer (no ``exporter.NAME.answering`` lines, no /proc/net/tcp read, no
-    HTTP client started): for a caller that asks the ports itself."""
+    HTTP client started): for a caller that asks the ports itself.
+    ``python=False`` leaves out ``python3 -V`` (no ``python3`` line), for a
+    caller that does not need it."""
     specs = list(specs)
     awk = AWK_FACTS if http else AWK_MACHINE
     settings = f"AWK_FACTS={shlex.quote(awk)}\nPORTS={shlex.quote(listen_ports(specs) if http else '')}\n"
-    return "".join([SHELL_PRELUDE, UNIT_STATE, settings, _FACTS, *map(_version_lines, specs), _unit_lines(specs),
+    return "".join([SHELL_PRELUDE, UNIT_STATE, settings, _FACTS, _PYTHON if python else "",
+                    *map(_version_lines, specs), _unit_lines(specs),
                     _probe_exporters_line(specs) if http else "", _hash_lines(hash_paths), "exit 0\n"])
 
 

@@ -151,7 +151,15 @@ function unquote(value,    q, i, c, out) {
     }
     return out
 }
+function first_line(file, key,    line) {
+    if ((getline line < file) > 0 && line != "") put(key, line)
+    close(file)
+}
 BEGIN {
+    # uname -n, -r and -m without starting uname (kernel.arch is there since Linux 6.1)
+    first_line(root "/proc/sys/kernel/hostname", "hostname")
+    first_line(root "/proc/sys/kernel/osrelease", "kernel")
+    first_line(root "/proc/sys/kernel/arch", "arch")
     uid = ""; cpus = 0
     file = root "/proc/self/status"
     while ((getline line < file) > 0) {

@@ -6,6 +6,7 @@ whole script under dash and busybox sh."""
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,9 @@ def worker_root(tmp_path: Path) -> Path:
     write(root / "proc/cpuinfo", "".join(f"processor\t: {i}\nvendor_id\t: AuthenticAMD\n"
                                          f"model name\t: AMD EPYC 7763 64-Core Processor\n\n" for i in range(16)))
     write(root / "proc/meminfo", "MemTotal:       263921664 kB\nMemFree:        1000 kB\n")
+    write(root / "proc/sys/kernel/hostname", "gpu-07\n")
+    write(root / "proc/sys/kernel/osrelease", "6.8.0-45-generic\n")
+    write(root / "proc/sys/kernel/arch", "x86_64\n")
     write(root / "etc/os-release", 'NAME="Ubuntu"\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS \\"jammy\\""\n')
     write(root / "proc/net/tcp", TCP_HEADER + tcp_line(0, "00000000:0016", "0A")
           + tcp_line(1, "0100007F:266B", "01"))  # ssh listens; 9835 only as an established connection
@@ -91,7 +95,8 @@ def test_the_awk_program_reads_every_fact(kind: str, worker_root: Path):
                pci_device(worker_root, "audio", "0x10de", "0x040300"), pci_device(worker_root, "igpu", "0x8086", "0x030000"),
                pci_device(worker_root, "gone", None, None), worker_root / "sys" / "*"]  # an unmatched glob too
     facts = run_awk(kind, worker_root, devices)
-    assert facts == {"uid": "1001", "user": "lab", "cpus": "5", "cpu_model": "AMD EPYC 7763 64-Core Processor",
+    assert facts == {"hostname": "gpu-07", "kernel": "6.8.0-45-generic", "arch": "x86_64",
+                     "uid": "1001", "user": "lab", "cpus": "5", "cpu_model": "AMD EPYC 7763 64-Core Processor",
                      "mem_kb": "263921664", "os": 'Ubuntu 22.04.4 LTS "jammy"', "gpu_pci": "2",
                      "listening": "node_exporter"}
 
@@ -105,11 +110,13 @@ def test_missing_files_are_no_error_and_an_unreadable_tcp_table_is_unknown(kind:
 @pytest.mark.parametrize("kind", AWKS)
 def test_fallbacks_cpus_counted_names_unquoted_and_ipv4_listeners(kind: str, worker_root: Path):
     write(worker_root / "proc/self/status", "Uid:\t4242\t4242\t4242\t4242\n")  # no Cpus_allowed_list, no such user
+    (worker_root / "proc/sys/kernel/arch").unlink()  # before Linux 6.1
     write(worker_root / "etc/os-release", "NAME='Alpine Linux'\nPRETTY_NAME=\"\"\n")
     (worker_root / "proc/net/tcp6").unlink()  # no IPv6
     write(worker_root / "proc/net/tcp", TCP_HEADER + tcp_line(0, "0100007F:266B", "0A") + tcp_line(1, "00000000:238C", "0A"))
     facts = run_awk(kind, worker_root)
     assert "user" not in facts and facts["uid"] == "4242"  # the shell asks `id -un` then
+    assert "arch" not in facts and facts["kernel"] == "6.8.0-45-generic"  # and `uname` for the arch
     assert (facts["cpus"], facts["os"]) == ("16", "Alpine Linux")
     assert sorted(facts["listening"].split()) == ["gpu_exporter", "node_exporter"]
 
@@ -204,6 +211,21 @@ def test_busybox_sh_and_dash_report_the_same_facts(tmp_path: Path):
     assert dash == busybox
     assert dash.hashes[str(hashed)].startswith("ba7816bf") and dash.hashes["/nonexistent/x"] is None
     assert dash.user and dash.hostname and dash.cpus and dash.memory_mb and dash.kernel
+    assert (dash.hostname, dash.kernel, dash.arch) == tuple(os.uname()[i] for i in (1, 2, 4))
+
+
+def test_what_proc_sys_kernel_does_not_tell_comes_from_uname_once():
+    """A kernel without /proc/sys/kernel/arch (before 6.1): the arch comes
+    from uname, the rest from awk, each fact once."""
+    script = probe_script(http=False, python=False)
+    without = script.replace("/proc/sys/kernel/arch", "/proc/sys/kernel/no-such-file")
+    assert without != script
+    out = run_script(without, "sh")
+    assert [line.split("=", 1)[0] for line in out.splitlines()].count("arch") == 1
+    assert out.count("\nhostname=") + out.startswith("hostname=") == 1
+    facts = parse_probe(out)
+    assert (facts.hostname, facts.kernel, facts.arch) == tuple(os.uname()[i] for i in (1, 2, 4))
+    assert facts.python3 is None  # python=False: not asked
 
 
 def test_without_awk_the_user_still_comes_from_id(tmp_path: Path):
@@ -216,5 +238,6 @@ def test_without_awk_the_user_still_comes_from_id(tmp_path: Path):
     assert script != probe_script()
     facts = parse_probe(run_script(script, "sh"))
     assert facts.uid is not None and facts.user and facts.kernel and facts.cpus is None
+    assert (facts.hostname, facts.kernel, facts.arch) == tuple(os.uname()[i] for i in (1, 2, 4))  # from uname
     assert [e.name for e in facts.exporters] == ["node_exporter", "gpu_exporter"]
     assert all(e.answering in ("yes", "bad", "no") for e in facts.exporters)  # asked: listening was unknown

@@ -140,11 +140,12 @@ def test_ports_are_written_as_proc_net_tcp_writes_them():
 
 
 def test_the_script_starts_few_processes():
-    """What a worker runs at every check: one uname, one awk, one systemctl
-    (only where a unit is there), no urllib, and id only when awk could not
-    tell; ROOT_SHELL asks id once."""
+    """What a worker runs at every check: one awk, one systemctl (only
+    where a unit is there), no urllib, and uname and id only when awk could
+    not tell; ROOT_SHELL asks id once."""
     script = probe_script()
     assert script.count("$(uname ") == 1 and script.count("$(awk ") == 1 and "$(hostname" not in script
+    assert script.index('if [ -n "$un" ]; then') < script.index("$(uname ")  # only for what awk left out
     assert script.count("systemctl ") == 1 and 'if [ "$systemd" = yes ]' in script and '[ -n "$units" ]' in script
     assert "urllib" not in script and "nproc" not in script and "sed " not in script
     assert script.count("$(id -u)") == 1 and '*"${NL}uid="*) ;; *) say uid "$(id -u)"' in script
@@ -182,8 +183,9 @@ def test_answers_read_and_merged_into_the_facts():
 def test_the_check_script_leaves_the_ports_out_and_the_fallback_asks_only_them():
     from dc_overview.worker_probe import AWK_MACHINE, probe_http_script
 
-    full, check = probe_script(), probe_script(http=False)
+    full, check = probe_script(), probe_script(http=False, python=False)
     assert "/proc/net/tcp" in full and "\nprobe_exporters node_exporter:9100 gpu_exporter:9835\n" in full
+    assert "python3 -V" in full and "python3 -V" not in check  # only the install needs python3's version
     assert "/proc/net/tcp" not in check and "\nprobe_exporters " not in check and "listening(" not in check
     assert check.count("$(awk ") == 1 and AWK_MACHINE.strip().splitlines()[-1] == "}"
     fallback = probe_http_script([GPU_SPEC])
