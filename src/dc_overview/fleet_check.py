@@ -55,6 +55,13 @@ class CheckResult(HostReport):
     facts: WorkerFacts | None = None
 
 
+def check_script() -> str:
+    """What check runs on each worker: the probe without the exporters'
+    ports (they are asked through the connection) and without ``python3 -V``
+    (only the install needs it)."""
+    return probe_script(http=False, python=False)
+
+
 async def check(
     deps: Deps,
     names: Iterable[str] | None = None,
@@ -66,7 +73,7 @@ async def check(
     """Check the named servers (all when ``names`` is None)."""
     servers = select_servers(deps, names)
     options = await ssh_options(deps, password, retry)
-    script = probe_script(http=False, python=False)  # the exporters are asked through the connection
+    script = check_script()
 
     # what is learned is stored in batches; a cancelled check keeps what finished
     with ContactLog(deps) as log:
