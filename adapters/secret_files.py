@@ -1,5 +1,10 @@
 """The SecretStore port as files: ``<data>/secrets/<name>``, mode 0600, in a
-0700 folder, each written atomically. Values are never logged."""
+0700 folder, each written atomically. Values are never logged.
+
+A value read is kept with its file's inode, size and modification time,
+and read again only when one of them changed (a write here or by another
+process replaces the file): the web app asks for the scrape token on every
+request Prometheus makes, and a ``stat`` is cheaper than a read."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ _NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 class FileSecretStore:
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / SECRETS_DIR
+        self._read: dict[str, tuple[tuple[int, int, int], str | None]] = {}
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name):  # the use cases only pass known names; this keeps paths inside the folder
@@ -29,10 +35,18 @@ class FileSecretStore:
         return self.folder
 
     def get(self, name: str) -> str | None:
+        path = str(self._path(name))
         try:
-            return self._path(name).read_text().strip() or None
+            found = os.stat(path)
+            signature = (found.st_ino, found.st_size, found.st_mtime_ns)
+            kept = self._read.get(name)
+            if kept is None or kept[0] != signature:
+                with open(path, encoding="utf-8") as file:
+                    kept = self._read[name] = (signature, file.read().strip() or None)
         except FileNotFoundError:
+            self._read.pop(name, None)
             return None
+        return kept[1]
 
     def put(self, name: str, value: str) -> None:
         path = self._path(name)

@@ -159,29 +159,32 @@ class LoginThrottle:
 
 
 class TokenCache:
-    """API tokens verified lately, by their SHA-256, with the database
-    revision they were verified at. An entry counts only while the revision
-    is unchanged (revoking a token, removing its user or changing a role is a
-    write, here or in another process) and for ``ttl`` seconds, so that the
-    token's last use is still recorded about once a minute. Bounded."""
+    """Bearer tokens looked up lately, by their SHA-256, with the database
+    revision they were looked up at: an API token's user, or None for a
+    token that is no API token (the scrape token Prometheus sends). An entry
+    counts only while the revision is unchanged (making or revoking a token,
+    removing its user or changing a role is a write, here or in another
+    process) and for ``ttl`` seconds, so that a token's last use is still
+    recorded about once a minute. Bounded."""
 
     MAX_ENTRIES = 1024
 
     def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[bytes, tuple[Hashable, float, User]] = {}
+        self._entries: dict[bytes, tuple[Hashable, float, User | None]] = {}
 
-    def get(self, digest: bytes, revision: Hashable) -> User | None:
+    def get(self, digest: bytes, revision: Hashable) -> tuple[bool, User | None]:
+        """(whether it is kept, the user or None)."""
         entry = self._entries.get(digest)
         if entry is None:
-            return None
+            return False, None
         if entry[0] != revision or self._clock() - entry[1] >= self.ttl:
             del self._entries[digest]
-            return None
-        return entry[2]
+            return False, None
+        return True, entry[2]
 
-    def put(self, digest: bytes, revision: Hashable, user: User) -> None:
+    def put(self, digest: bytes, revision: Hashable, user: User | None) -> None:
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
         self._entries[digest] = (revision, self._clock(), user)
@@ -264,16 +267,17 @@ async def write_cookie(request: web.Request, response: web.StreamResponse) -> No
 
 
 async def _token_user(request: web.Request, secret: str) -> User | None:
-    """The token's user, from the cache while the database is unchanged. A
-    check that itself wrote (the token's last use) is cached on the next one."""
+    """The token's user (None: no API token), from the cache while the
+    database is unchanged. A check that itself wrote (the token's last use)
+    is cached on the next one."""
     cache = request.app[AUTH].tokens
     digest = hashlib.sha256(secret.encode(errors="surrogatepass")).digest()
     before = request[REVISION] = await fleet(request).revision()
-    user = cache.get(digest, before)
-    if user is None:
+    kept, user = cache.get(digest, before)
+    if not kept:
         user = await fleet(request).user_for_token(secret)
         after = request[REVISION] = await fleet(request).revision()
-        if user is not None and after == before:
+        if after == before:
             cache.put(digest, before, user)
     return user
 

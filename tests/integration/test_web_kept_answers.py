@@ -173,6 +173,20 @@ async def test_the_scrape_token_still_guards_targets_json(web):
     assert scraper.status == 200 and [g["labels"]["server"] for g in await scraper.json()] == ["gpu-01", "gpu-01"]
 
 
+async def test_a_scrape_token_replaced_by_another_process_counts_at_once(web):
+    token = await web.fleet.generate_scrape_token()
+    for _ in range(3):  # known by now as no API token, and the scrape token's value kept
+        assert (await web.client.get("/api/prometheus/targets.json", headers=Web.bearer(token))).status == 200
+    other = open_fleet(web.fleet.data_dir)
+    try:
+        replaced = await other.generate_scrape_token()
+    finally:
+        await other.close()
+    assert (await web.client.get("/api/prometheus/targets.json", headers=Web.bearer(token))).status == 401
+    assert (await web.client.get("/api/prometheus/targets.json", headers=Web.bearer(replaced))).status == 200
+    assert (await web.client.get("/api/servers", headers=Web.bearer(replaced))).status == 401  # no API token
+
+
 # -- tokens ------------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -116,6 +117,25 @@ def test_secret_files_are_0600_in_a_0700_folder_and_names_stay_inside(tmp_path):
     for bad in ("../escape", "a/b", "", "UPPER"):
         with pytest.raises(errors.InvalidInput):
             secrets.put(bad, "x")
+
+
+def test_a_secret_kept_after_reading_follows_every_change_by_another_process(tmp_path):
+    """Values are kept between reads, yet a write, replacement or removal
+    through another store (another process) is seen on the next read; so
+    is a file changed in place, even to a value of the same length."""
+    mine, theirs = FileSecretStore(tmp_path), FileSecretStore(tmp_path)
+    assert mine.get("scrape_token") is None
+    theirs.put("scrape_token", "first-token")
+    assert mine.get("scrape_token") == "first-token" and mine.get("scrape_token") == "first-token"
+    theirs.put("scrape_token", "other-token")  # same length, a new file
+    assert mine.get("scrape_token") == "other-token"
+    path = tmp_path / "secrets" / "scrape_token"
+    stamp = path.stat().st_mtime_ns
+    path.write_text("third-token\n")  # in place: same inode
+    os.utime(path, ns=(stamp + 1_000_000, stamp + 1_000_000))
+    assert mine.get("scrape_token") == "third-token"
+    theirs.delete("scrape_token")
+    assert mine.get("scrape_token") is None
 
 
 async def test_the_real_fleet_keeps_users_tokens_and_the_cookie_key_across_opens(tmp_path):

@@ -30,16 +30,23 @@ def test_a_remembered_token_counts_only_at_its_revision_and_for_ttl_seconds():
     clock = Clock()
     cache = TokenCache(ttl=30.0, clock=clock)
     cache.put(b"digest", (1, 5), ALICE)
-    assert cache.get(b"digest", (1, 5)) == ALICE
-    assert cache.get(b"other", (1, 5)) is None
-    assert cache.get(b"digest", (2, 5)) is None  # the database changed: checked again
-    assert cache.get(b"digest", (1, 5)) is None  # and forgotten
+    assert cache.get(b"digest", (1, 5)) == (True, ALICE)
+    assert cache.get(b"other", (1, 5)) == (False, None)
+    assert cache.get(b"digest", (2, 5)) == (False, None)  # the database changed: checked again
+    assert cache.get(b"digest", (1, 5)) == (False, None)  # and forgotten
 
     cache.put(b"digest", (1, 5), ALICE)
     clock.now += 29.9
-    assert cache.get(b"digest", (1, 5)) == ALICE
+    assert cache.get(b"digest", (1, 5)) == (True, ALICE)
     clock.now += 0.1
-    assert cache.get(b"digest", (1, 5)) is None
+    assert cache.get(b"digest", (1, 5)) == (False, None)
+
+
+def test_a_token_that_is_no_api_token_is_remembered_as_such_until_the_database_changes():
+    cache = TokenCache()
+    cache.put(b"scrape", (1, 5), None)
+    assert cache.get(b"scrape", (1, 5)) == (True, None)  # no lookup: it is no API token
+    assert cache.get(b"scrape", (1, 6)) == (False, None)  # a token made since could be it: look again
 
 
 def test_the_token_cache_stays_bounded():
