@@ -17,7 +17,7 @@ import attrs
 from .artifacts import sha256
 from .exporter_units import BASE_DIR, BIN_DIR, SPECS, ExporterSpec
 from .ports import FileUpload
-from .worker_probe import SHELL_PRELUDE, WorkerFacts
+from .worker_probe import SHELL_PRELUDE, WorkerFacts, version_command
 
 START_WAIT_S = 20  # how long a (re)started exporter gets to answer on its port
 
@@ -81,8 +81,10 @@ def staged_name(index: int) -> str:
 
 def install_script(plans: Sequence[ExporterPlan], stage: str | None) -> str:
     """Run as root: put staged files in place (each renamed over the old
-    one, so a running binary is never written into), reload systemd, enable
-    and (re)start what changed, then wait until each answers on its port."""
+    one, so a running binary is never written into) and, beside a new
+    binary, the first line of its ``--version`` (which checks then read
+    instead of starting it), reload systemd, enable and (re)start what
+    changed, then wait until each answers on its port."""
     lines = [SHELL_PRELUDE, "set -eu"]
     index = 0
     unit_changed = False
@@ -92,6 +94,10 @@ def install_script(plans: Sequence[ExporterPlan], stage: str | None) -> str:
             dst = shlex.quote(upload.path)
             new = shlex.quote(upload.path + ".dc-new")
             lines.append(f"install -D -m {upload.mode:04o} -o root -g root {src} {new} && mv -f {new} {dst}")
+            if upload.path == plan.spec.binary:
+                known, known_new = shlex.quote(plan.spec.version_path), shlex.quote(plan.spec.version_path + ".dc-new")
+                lines.append(f'v=$({version_command(plan.spec)}) || v=; printf \'%s\\n\' "${{v%%"$NL"*}}" > {known_new} '
+                             f"&& chmod 0644 {known_new} && mv -f {known_new} {known}")
             unit_changed |= upload.path == plan.spec.unit_path
             index += 1
     if unit_changed:
@@ -149,7 +155,8 @@ def remove_script(plans: Sequence[RemovePlan]) -> str:
             continue
         unit = shlex.quote(plan.spec.unit)
         lines.append(f'[ "$has_systemd" = yes ] && systemctl disable --now --quiet {unit} 2>/dev/null')
-        lines.append(f"rm -f {shlex.quote(plan.spec.unit_path)} {shlex.quote(plan.spec.binary)}")
+        lines.append(f"rm -f {shlex.quote(plan.spec.unit_path)} {shlex.quote(plan.spec.binary)} "
+                     f"{shlex.quote(plan.spec.version_path)}")
     lines.append('[ "$has_systemd" = yes ] && systemctl daemon-reload')
     for plan in plans:
         if plan.present:

@@ -33,6 +33,12 @@ class ExporterSpec:
     def unit_path(self) -> str:
         return f"{UNIT_DIR}/{self.unit}"
 
+    @property
+    def version_path(self) -> str:
+        """The first line of the binary's ``--version``, written by the
+        install beside the binary, so that a check need not start it."""
+        return f"{self.binary}.version"
+
 
 NODE_SPEC = ExporterSpec(
     name=NODE_EXPORTER, port=EXPORTER_PORTS[NODE_EXPORTER], unit="dc-node-exporter.service",

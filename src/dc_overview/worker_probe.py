@@ -46,7 +46,7 @@ from .worker_probe_shell import (
 
 __all__ = ["AWK_FACTS", "AWK_LISTENING", "AWK_MACHINE", "HTTP_END", "HTTP_LIMIT", "HTTP_TIMEOUT", "ROOT_SHELL",
            "SHELL_PRELUDE", "ExporterProbe", "WorkerFacts", "http_answer", "listen_ports", "parse_answers",
-           "parse_probe", "parse_version", "probe_http_script", "probe_script", "with_answers"]
+           "parse_probe", "parse_version", "probe_http_script", "probe_script", "version_command", "with_answers"]
 
 # Runs the script on stdin as root: directly when logged in as root, else
 # through passwordless sudo. The login's own uid is printed first (as
@@ -88,13 +88,24 @@ fi
 """
 
 
+def version_command(spec: ExporterSpec) -> str:
+    """Shell that prints the installed exporter's ``--version`` (the GPU
+    exporter: run by python3 when it is a zipapp)."""
+    binary = shlex.quote(spec.binary)
+    return (f"{{ python3 {binary} --version 2>/dev/null || {binary} --version 2>&1; }}" if spec == GPU_SPEC
+            else f"{binary} --version 2>&1")
+
+
 def _version_lines(spec: ExporterSpec) -> str:
-    """The installed exporter's first ``--version`` line (the GPU exporter:
-    run by python3 when it is a zipapp), only when its binary is there."""
-    key, binary = f"exporter.{spec.name}", shlex.quote(spec.binary)
-    run = (f"{{ python3 {binary} --version 2>/dev/null || {binary} --version 2>&1; }}" if spec == GPU_SPEC
-           else f"{binary} --version 2>&1")
-    return f'if [ -e {binary} ]; then v=$({run}); say {key}.version "${{v%%"$NL"*}}"; fi\n'
+    """The installed exporter's first ``--version`` line, only when its
+    binary is there: from the version file the install wrote, unless the
+    binary is newer than it (replaced since), else by running it."""
+    key, binary, known = f"exporter.{spec.name}", shlex.quote(spec.binary), shlex.quote(spec.version_path)
+    return (f"if [ -e {binary} ]; then\n"
+            f"    if [ -f {known} ] && [ ! {binary} -nt {known} ]; then IFS= read -r v < {known} || :\n"
+            f"    else v=$({version_command(spec)}); fi\n"
+            f'    say {key}.version "${{v%%"$NL"*}}"\n'
+            f"fi\n")
 
 
 def _unit_lines(specs: list[ExporterSpec]) -> str:

@@ -13,6 +13,7 @@ import pytest
 import dc_overview
 from dc_overview.domain import ServerStatus
 from dc_overview.exporter_units import GPU_SPEC, NODE_SPEC
+from dc_overview.worker_probe import parse_version
 from tests.support.require import missing
 from tests.support.worker_lab import (  # noqa: F401  (fixtures)
     SshKey,
@@ -82,6 +83,8 @@ def test_install_rerun_and_remove_on_systemd_workers(fleet, worker_lab: WorkerLa
     stored = {s.name: s for s in fleet.servers()}
     version = stored["w-root"].exporter("node_exporter").version
     assert stored["w-root"].exporter("node_exporter").installed and version and version[0].isdigit()
+    # its --version, kept beside it, so that checks read it instead of starting the binary
+    assert parse_version(as_root.exec(["cat", NODE_SPEC.version_path]).stdout.strip()) == version
     assert stored["w-root"].status == ServerStatus.ONLINE and stored["w-root"].gpu_count == 0
 
     started = time.monotonic()
@@ -123,6 +126,9 @@ def test_gpu_exporter_with_simulated_gpus(fleet, worker_lab: WorkerLab, lab_ssh_
         == "CapabilityBoundingSet=cap_sys_rawio"
     version = fleet.server("w1").exporter("gpu_exporter").version
     assert version == dc_overview.gpu_exporter.__version__
+    assert parse_version(worker.exec(["cat", GPU_SPEC.version_path]).stdout.strip()) == version
+    (checked,) = fleet.check(["w1"])
+    assert checked.ok and fleet.server("w1").exporter("gpu_exporter").version == version
 
     (again,) = fleet.install_exporters(["w1"], node_exporter_binary=binary, gpu_exporter_simulate=2)
     assert again.result == "unchanged", again.detail

@@ -241,3 +241,30 @@ def test_without_awk_the_user_still_comes_from_id(tmp_path: Path):
     assert (facts.hostname, facts.kernel, facts.arch) == tuple(os.uname()[i] for i in (1, 2, 4))  # from uname
     assert [e.name for e in facts.exporters] == ["node_exporter", "gpu_exporter"]
     assert all(e.answering in ("yes", "bad", "no") for e in facts.exporters)  # asked: listening was unknown
+
+
+# -- exporter versions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sh", ["sh", "busybox sh"])
+def test_a_version_file_not_older_than_its_binary_spares_starting_it(sh: str, tmp_path: Path):
+    """The install writes the first line of ``--version`` beside the binary;
+    the probe reads it instead of starting the binary, unless the binary is
+    newer (replaced since) or the file is missing."""
+    binary, runs = tmp_path / "node_exporter", tmp_path / "runs"
+    binary.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'node_exporter, version 1.9.1 (branch: HEAD)'\n")
+    binary.chmod(0o755)
+    spec = ExporterSpec("node_exporter", 9100, "dc-test.service", str(binary), "test")
+    script = probe_script([spec], http=False, python=False)
+
+    def version() -> str | None:
+        (probe,) = parse_probe(run_script(script, sh), [spec]).exporters
+        return probe.version
+
+    assert version() == "1.9.1" and runs.read_text() == "run\n"  # no version file: started
+    known = Path(spec.version_path)
+    known.write_text("node_exporter, version 1.8.0 (branch: HEAD)\n")
+    assert version() == "1.8.0" and runs.read_text() == "run\n"  # read, not started
+    stamp = known.stat().st_mtime_ns + 5_000_000_000
+    os.utime(binary, ns=(stamp, stamp))  # replaced after the file was written
+    assert version() == "1.9.1" and runs.read_text() == "run\nrun\n"

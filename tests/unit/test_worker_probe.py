@@ -103,6 +103,9 @@ def test_install_script_renames_into_place_and_waits_for_the_port():
     assert (f"install -D -m 0755 -o root -g root /tmp/dc-overview.abc/f0 {NODE_SPEC.binary}.dc-new && "
             f"mv -f {NODE_SPEC.binary}.dc-new {NODE_SPEC.binary}") in script
     assert "systemctl daemon-reload" not in script  # only the binary changed
+    # beside the new binary, its --version's first line, once it is in place
+    put, known = script.index(f"mv -f {NODE_SPEC.binary}.dc-new"), script.index(f"> {NODE_SPEC.version_path}.dc-new")
+    assert put < known and f"mv -f {NODE_SPEC.version_path}.dc-new {NODE_SPEC.version_path}" in script
     assert script.index("systemctl restart dc-node-exporter.service") < script.index("rm -rf /tmp/dc-overview.abc")
     assert 'until [ "$(probe_http 9100)" = yes ]' in script
 
@@ -113,7 +116,8 @@ def test_remove_touches_only_what_is_there():
     plans = plan_remove(facts)
     assert [(p.spec.name, p.present) for p in plans] == [("node_exporter", True), ("gpu_exporter", False)]
     script = remove_script(plans)
-    assert f"rm -f {NODE_SPEC.unit_path} {NODE_SPEC.binary}" in script and GPU_SPEC.unit not in script
+    assert f"rm -f {NODE_SPEC.unit_path} {NODE_SPEC.binary} {NODE_SPEC.version_path}" in script
+    assert GPU_SPEC.unit not in script
 
 
 def test_the_new_probe_output_reads_as_before():
