@@ -17,8 +17,8 @@ import attrs
 
 from . import errors
 from .ports import ContainerInfo, Deps
-from .stack import APP, IPMI_MONITOR, PROXY, StackSpec, container_name
-from .stack_options import current_spec
+from .stack import APP, IPMI_MONITOR, PROXY, StackOptions
+from .stack_options import stack_options
 
 
 @attrs.frozen
@@ -62,8 +62,8 @@ class ServiceState:
 
 
 async def service_states(deps: Deps) -> dict[str, ServiceState]:
-    spec = await current_spec(deps)
-    containers = {service.name: _container(spec, service.name) for service in CATALOG}
+    options = await stack_options(deps)  # names and ports; the whole spec would ask the engine once more
+    containers = {service.name: _container(options, service.name) for service in CATALOG}
     found = await _inspect(deps, list(containers.values()))
     states: dict[str, ServiceState] = {}
     for service in CATALOG:
@@ -72,21 +72,22 @@ async def service_states(deps: Deps) -> dict[str, ServiceState]:
         states[service.name] = ServiceState(
             running=running, healthy=running and info is not None and info.health in (None, "healthy"),
             container=info.name if info else containers[service.name],
-            port=_port(spec, service), image=info.image if info else None,
+            port=_port(options, service), image=info.image if info else None,
         )
     return states
 
 
-def _container(spec: StackSpec, service: str) -> str:
-    """ipmi-monitor is the sister product's own container, never prefixed."""
-    return service if service == IPMI_MONITOR else container_name(spec, service)
+def _container(options: StackOptions, service: str) -> str:
+    """As the stack names it; ipmi-monitor is the sister product's own
+    container, never prefixed."""
+    return service if service == IPMI_MONITOR else options.name_prefix + service
 
 
-def _port(spec: StackSpec, service: ServiceInfo) -> int:
+def _port(options: StackOptions, service: ServiceInfo) -> int:
     if service.name == PROXY:
-        return spec.options.https_port if spec.options.tls != "off" else spec.options.http_port
+        return options.https_port if options.tls != "off" else options.http_port
     if service.name == APP:
-        return spec.options.app_port
+        return options.app_port
     return service.port
 
 
