@@ -17,8 +17,7 @@ from dc_overview import errors
 from dc_overview.fsutil import atomic_write
 from dc_overview.ports import ContainerRuntime, ServiceRoute
 from dc_overview.proxy_routes import check_route, parse_route, route_config, route_file, services_json
-from dc_overview.stack import LABEL, PROXY, PROXY_CONF, PROXY_DIR
-from dc_overview.stack_control import check_and_reload_proxy
+from dc_overview.stack_names import LABEL, PROXY, PROXY_CONF, PROXY_DIR
 
 
 class NginxProxyRegistry:
@@ -61,6 +60,8 @@ class NginxProxyRegistry:
         proxy = await self._proxy()
         if proxy is not None:
             try:
+                from dc_overview.stack_control import check_and_reload_proxy  # the stack's modules load when used
+
                 await check_and_reload_proxy(self.runtime, proxy)
             except errors.ProxyConfigInvalid as exc:
                 self._put(path, before)

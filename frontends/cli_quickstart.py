@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from dc_overview import Fleet, QuickstartAnswers, QuickstartReport, load_answers
+from dc_overview import Fleet
+from dc_overview.domain import HOST_ROLES
 from dc_overview.errors import AnswersInvalid
-from dc_overview.quickstart import QuickstartProgress
-from dc_overview.quickstart_answers import ROLES
-from dc_overview.quickstart_answers_file import answers_document
-from dc_overview.quickstart_steps import StepResult
 
 from . import output
 from .cli import emit, json_option, pass_fleet
 from .cli_fleet_ops import ProgressBar, results_table
+
+if TYPE_CHECKING:  # quickstart's modules load when the command runs, not with every command
+    from dc_overview import QuickstartAnswers, QuickstartReport
+    from dc_overview.quickstart import QuickstartProgress
+    from dc_overview.quickstart_steps import StepResult
 
 MARKS = {"changed": "+", "unchanged": "=", "skipped": "-", "failed": "!"}
 
@@ -59,6 +61,8 @@ class Progress:
             self.bar = None
 
     def callbacks(self) -> QuickstartProgress:
+        from dc_overview.quickstart import QuickstartProgress
+
         return QuickstartProgress(step=self.step, stack=self.stack, phase=self.phase, worker=self.worker)
 
 
@@ -94,6 +98,8 @@ def report_text(report: QuickstartReport) -> str:
 
 
 def _unattended(fleet: Fleet, config: Path | None, env: Any) -> QuickstartAnswers:
+    from dc_overview import QuickstartAnswers, load_answers
+
     if config is not None:
         return load_answers(config)
     if env.existing and env.existing.previous:
@@ -126,7 +132,7 @@ def _interactive(fleet: Fleet, env: Any, echo: Any) -> QuickstartAnswers:
               help="Ask nothing; take every default (on a host set up before: its previous answers).")
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Ask nothing; take the answers from this YAML file (keys: docs/quickstart.md).")
-@click.option("--role", type=click.Choice(ROLES), help="This machine's role, over what the answers say.")
+@click.option("--role", type=click.Choice(HOST_ROLES), help="This machine's role, over what the answers say.")
 @click.option("--check", "check_only", is_flag=True,
               help="Check the answers against this host, show what would be done, change nothing.")
 @click.option("--show-passwords", is_flag=True, help="Print generated passwords in the summary.")
@@ -143,6 +149,8 @@ def quickstart(fleet: Fleet, yes: bool, config: Path | None, role: str | None, c
     Running it again with the same answers changes nothing.
     """
     # the interview's prompt-toolkit loads only here, not with every command
+    from dc_overview.quickstart_answers_file import answers_document
+
     from .quickstart_interview import Declined, describe_answers, describe_environment
 
     echo = (lambda text: click.echo(text, err=True)) if as_json else click.echo

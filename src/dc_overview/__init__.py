@@ -50,19 +50,41 @@ from .errors import (
     UnknownService,
     UserNotFound,
 )
-from .exporter_install import InstallResult
-from .fleet_check import CheckResult
-from .identity import ApiToken, Role, User
 from .inventory import ImportReport
-from .quickstart import QuickstartReport
-from .quickstart_answers import QuickstartAnswers
-from .quickstart_answers_file import load_answers
-from .stack import ServiceSpec, StackOptions, StackSpec
-from .stack_apply import ApplyReport, ServiceChange
-from .stack_control import ServiceStatus
-from .worker_session import TrustReport
 
 __version__ = "2.0.0"
+
+# The rest of the public names come from modules that most commands never
+# use; each is imported when first asked for (``dc_overview.QuickstartAnswers``
+# or ``from dc_overview import QuickstartAnswers``), then kept here.
+_LATER = {
+    "InstallResult": "exporter_install",
+    "CheckResult": "fleet_check",
+    "ApiToken": "identity",
+    "Role": "identity",
+    "User": "identity",
+    "QuickstartReport": "quickstart",
+    "QuickstartAnswers": "quickstart_answers",
+    "load_answers": "quickstart_answers_file",
+    "ServiceSpec": "stack",
+    "StackOptions": "stack",
+    "StackSpec": "stack",
+    "ApplyReport": "stack_apply",
+    "ServiceChange": "stack_apply",
+    "ServiceStatus": "stack_control",
+    "TrustReport": "worker_session",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AnswersInvalid",

@@ -13,37 +13,35 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping
 
-from . import (
-    accounts,
-    credentials,
-    errors,
-    exporter_install,
-    fleet_check,
-    fleet_config,
-    inventory,
-    ipmi_import,
-    keys,
-    lookups,
-    overview,
-    services,
-    settings,
-    targets,
-    worker_session,
-)
+from . import errors, inventory, keys, lookups, settings, targets
 from .api_stack import StackAndQuickstart
 from .bootstrap import bootstrap
 from .domain import Server, Settings, SshKey
-from .exporter_install import InstallOptions, InstallResult
 from .fanout import Progress
-from .fleet_check import CheckResult
-from .identity import ApiToken, User
 from .inventory import ImportReport
-from .overview import Overview
+from .lazy import lazy_import
 from .ports import Deps
-from .services import ServiceState
-from .worker_session import TrustReport
+
+if TYPE_CHECKING:
+    from .exporter_install import InstallOptions, InstallResult
+    from .fleet_check import CheckResult
+    from .identity import ApiToken, User
+    from .overview import Overview
+    from .services import ServiceState
+    from .worker_session import TrustReport
+
+# loaded at first use, so that a command imports only the use cases it runs
+accounts = lazy_import(f"{__package__}.accounts")
+credentials = lazy_import(f"{__package__}.credentials")
+exporter_install = lazy_import(f"{__package__}.exporter_install")
+fleet_check = lazy_import(f"{__package__}.fleet_check")
+fleet_config = lazy_import(f"{__package__}.fleet_config")
+ipmi_import = lazy_import(f"{__package__}.ipmi_import")
+overview = lazy_import(f"{__package__}.overview")
+services = lazy_import(f"{__package__}.services")
+worker_session = lazy_import(f"{__package__}.worker_session")
 
 
 class AsyncFleet(StackAndQuickstart):
@@ -336,7 +334,7 @@ def open(data_dir: str | Path | None = None, **overrides: object) -> Fleet:  # n
 
 def _install_options(node_exporter_binary: str | Path | None, gpu_exporter_artifact: str | Path | None,
                      gpu_exporter_simulate: int | None, gpu_exporter: bool) -> InstallOptions:
-    return InstallOptions(
+    return exporter_install.InstallOptions(
         node_exporter_binary=Path(node_exporter_binary) if node_exporter_binary else None,
         gpu_exporter_artifact=Path(gpu_exporter_artifact) if gpu_exporter_artifact else None,
         gpu_exporter_simulate=gpu_exporter_simulate, gpu_exporter=gpu_exporter,

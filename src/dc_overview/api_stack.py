@@ -5,13 +5,26 @@ quickstart, a part of ``AsyncFleet`` (``api.py``) kept in a file of its own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import errors, quickstart, quickstart_detect, quickstart_plan, stack, stack_apply, stack_control
-from . import stack_options, stack_routes
+from . import errors
+from .lazy import lazy_import
 from .ports import Deps, ServiceRoute
-from .quickstart_answers import QuickstartAnswers
-from .quickstart_answers_file import answers_from_mapping, load_answers
+
+if TYPE_CHECKING:
+    from . import stack
+    from .quickstart_answers import QuickstartAnswers
+
+# loaded at first use (see lazy.py): most commands never touch the stack or quickstart
+quickstart = lazy_import(f"{__package__}.quickstart")
+quickstart_answers = lazy_import(f"{__package__}.quickstart_answers")
+quickstart_answers_file = lazy_import(f"{__package__}.quickstart_answers_file")
+quickstart_detect = lazy_import(f"{__package__}.quickstart_detect")
+quickstart_plan = lazy_import(f"{__package__}.quickstart_plan")
+stack_apply = lazy_import(f"{__package__}.stack_apply")
+stack_control = lazy_import(f"{__package__}.stack_control")
+stack_options = lazy_import(f"{__package__}.stack_options")
+stack_routes = lazy_import(f"{__package__}.stack_routes")
 
 
 class StackAndQuickstart:
@@ -108,10 +121,10 @@ class StackAndQuickstart:
 
 
 def _answers(answers: Any) -> "QuickstartAnswers":
-    if isinstance(answers, QuickstartAnswers):
+    if isinstance(answers, quickstart_answers.QuickstartAnswers):
         return answers
     if isinstance(answers, (str, Path)):
-        return load_answers(answers)
+        return quickstart_answers_file.load_answers(answers)
     if isinstance(answers, Mapping):
-        return answers_from_mapping(answers)
+        return quickstart_answers_file.answers_from_mapping(answers)
     raise errors.InvalidInput("answers", f"expected QuickstartAnswers, a mapping or a path, not {type(answers).__name__}")

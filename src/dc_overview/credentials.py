@@ -11,7 +11,7 @@ import secrets as random
 
 from . import errors
 from .ports import Deps, SecretStore
-from .stack import (
+from .stack_names import (
     ALERT_WEBHOOK_TOKEN, GRAFANA_PASSWORD, REMOTE_WRITE_PASSWORD, RUNPOD_KEY, SCRAPE_TOKEN, SMTP_PASSWORD, VASTAI_KEY,
 )
 

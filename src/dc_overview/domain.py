@@ -17,6 +17,7 @@ from . import errors
 
 NODE_EXPORTER = "node_exporter"
 GPU_EXPORTER = "gpu_exporter"
+HOST_ROLES = ("worker", "master", "both")  # what quickstart makes of a host
 EXPORTER_PORTS: Mapping[str, int] = {NODE_EXPORTER: 9100, GPU_EXPORTER: 9835}
 
 _NAME = re.compile(r"^[^\W][\w.\-]{0,63}$")  # letters (any script), digits, _ . -

@@ -20,11 +20,11 @@ import attrs
 
 from . import errors
 from .credentials import check_secret_value
-from .domain import check_address, check_name, check_port, check_user
+from .domain import HOST_ROLES, check_address, check_name, check_port, check_user
 from .identity import check_password, check_username
 from .stack import STACK_OPTION_NAMES, change_option, StackOptions
 
-ROLES = ("worker", "master", "both")
+ROLES = HOST_ROLES
 TLS_CHOICES = ("self-signed", "letsencrypt")
 IPMI_ROUTE_CHOICES = ("auto", "on", "off")
 ANSWERS_FILE = "quickstart.yaml"  # the previous answers, in the data dir (no secrets)

@@ -53,6 +53,43 @@ def test_a_command_that_needs_no_heavy_library_loads_none(tmp_path: Path, argv: 
     assert sorted(loaded & set(HEAVY)) == []
 
 
+# Prints the dc_overview modules (and yaml) that ran; a lazily imported one never used has not.
+RUN_CLI_MODULES = """
+import json, sys
+from dc_overview.frontends.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+ran = sorted(n for n, m in sys.modules.items() if n.startswith(("dc_overview", "yaml"))
+             and type(m).__name__ != "_LazyModule")
+print(json.dumps(ran), file=sys.stderr)
+"""
+
+STACK_AND_QUICKSTART = ("dc_overview.stack", "dc_overview.stack_apply", "dc_overview.stack_control",
+                        "dc_overview.quickstart", "dc_overview.quickstart_answers", "dc_overview.exporter_install",
+                        "dc_overview.accounts", "dc_overview.fleet_config", "dc_overview.overview")
+
+
+@pytest.mark.parametrize("argv", [("settings", "list"), ("servers", "list"), ("check", "--help"),
+                                  ("quickstart", "--help"), ("secrets", "list")], ids=" ".join)
+def test_a_command_runs_only_the_use_cases_it_needs(tmp_path: Path, argv: tuple[str, ...]):
+    done = subprocess.run([sys.executable, "-c", RUN_CLI_MODULES, "--data-dir", str(tmp_path / "data"), *argv],
+                          capture_output=True, text=True, timeout=120)
+    ran = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert "dc_overview.api" in ran and "dc_overview.inventory" in ran
+    assert sorted(ran & set(STACK_AND_QUICKSTART)) == []
+    assert "yaml" not in ran
+
+
+def test_the_lazy_modules_still_run_when_used(tmp_path: Path):
+    # `stack options` reads the stack's options: those modules load at their first use
+    done = subprocess.run([sys.executable, "-c", RUN_CLI_MODULES, "--data-dir", str(tmp_path / "data"),
+                           "stack", "options"], capture_output=True, text=True, timeout=120)
+    ran = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert {"dc_overview.stack", "dc_overview.stack_options"} <= ran, done.stderr[-2000:]
+
+
 def test_a_command_that_uses_a_library_still_loads_it(tmp_path: Path):
     # the check above sees imports: generating a key brings asyncssh in
     loaded = loaded_by("--data-dir", str(tmp_path / "data"), "keys", "generate", "fleet")
