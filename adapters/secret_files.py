@@ -23,6 +23,7 @@ class FileSecretStore:
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / SECRETS_DIR
         self._read: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+        self._paths: dict[str, str] = {}  # name -> path, checked once
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name):  # the use cases only pass known names; this keeps paths inside the folder
@@ -35,7 +36,9 @@ class FileSecretStore:
         return self.folder
 
     def get(self, name: str) -> str | None:
-        path = str(self._path(name))
+        path = self._paths.get(name)
+        if path is None:
+            path = self._paths[name] = str(self._path(name))
         try:
             found = os.stat(path)
             signature = (found.st_ino, found.st_size, found.st_mtime_ns)
