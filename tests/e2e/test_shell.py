@@ -233,6 +233,16 @@ def with_commands(*commands: click.Command) -> click.Group:
     return root
 
 
+@pytest.fixture
+def ctrl_c_as_on_a_terminal():
+    """SIGINT handled as Python does for a program started on a terminal. A
+    process started in the background by a non-interactive shell (`cmd &`)
+    inherits SIGINT ignored, and Python then leaves it ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def interrupt_main_thread_when(event: threading.Event) -> threading.Thread:
     def interrupt() -> None:
         if event.wait(10):
@@ -243,7 +253,7 @@ def interrupt_main_thread_when(event: threading.Event) -> threading.Thread:
     return thread
 
 
-def test_ctrl_c_cancels_a_running_coroutine_and_finished_work_stays(fleet, capsys):
+def test_ctrl_c_cancels_a_running_coroutine_and_finished_work_stays(fleet, capsys, ctrl_c_as_on_a_terminal):
     finished: list[str] = []
     seen: list[str] = []
     two_done = threading.Event()
@@ -277,7 +287,7 @@ def test_ctrl_c_cancels_a_running_coroutine_and_finished_work_stays(fleet, capsy
     assert "db-store-01" in session.out  # the fleet still answers after the interrupt
 
 
-def test_ctrl_c_interrupts_blocking_work_too(fleet, capsys):
+def test_ctrl_c_interrupts_blocking_work_too(fleet, capsys, ctrl_c_as_on_a_terminal):
     running = threading.Event()
 
     @click.command("block")
