@@ -1,9 +1,10 @@
-"""``lazy_import``: a module found at once, run at its first use."""
+"""``lazy_import``: a module looked up at once, imported at its first use."""
 
 from __future__ import annotations
 
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,50 +14,60 @@ from dc_overview.lazy import lazy_import
 
 @pytest.fixture
 def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A throwaway package whose module records when it runs."""
+    """A throwaway package whose module counts its runs (slowly, so that
+    threads arriving together would run it twice if nothing stopped them)."""
     folder = tmp_path / "lazy_probe_pkg"
     folder.mkdir()
-    (folder / "__init__.py").write_text("")
+    (folder / "__init__.py").write_text("RUNS = []\n")
     (folder / "heavy.py").write_text(textwrap.dedent("""
-        import builtins
-        builtins.lazy_probe_runs = getattr(builtins, "lazy_probe_runs", 0) + 1
+        import time
+        import lazy_probe_pkg
+        lazy_probe_pkg.RUNS.append(1)
+        time.sleep(0.2)
         VALUE = 42
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield "lazy_probe_pkg"
+    yield __import__("lazy_probe_pkg")
     for name in [n for n in sys.modules if n.startswith("lazy_probe_pkg")]:
         del sys.modules[name]
-    import builtins
-    if hasattr(builtins, "lazy_probe_runs"):
-        del builtins.lazy_probe_runs
 
 
-def runs() -> int:
-    import builtins
-    return getattr(builtins, "lazy_probe_runs", 0)
-
-
-def test_the_module_runs_at_its_first_use_and_only_once(package: str):
-    __import__(package)
-    heavy = lazy_import(f"{package}.heavy")
-    assert runs() == 0
+def test_the_module_is_imported_at_its_first_use_and_only_once(package):
+    heavy = lazy_import("lazy_probe_pkg.heavy")
+    assert package.RUNS == [] and "lazy_probe_pkg.heavy" not in sys.modules
     assert heavy.VALUE == 42
-    assert runs() == 1
-    assert heavy.VALUE == 42 and runs() == 1
-    # an ordinary import finds the same module, without running it again
+    assert package.RUNS == [1]
+    assert heavy.VALUE == 42 and package.RUNS == [1]
     from lazy_probe_pkg import heavy as imported  # type: ignore[import-not-found]
-    assert imported.VALUE == 42 and runs() == 1
-    assert sys.modules[f"{package}.heavy"] is heavy
+    assert imported is sys.modules["lazy_probe_pkg.heavy"] and package.RUNS == [1]
 
 
-def test_a_module_already_loaded_is_returned_as_it_is(package: str):
-    __import__(f"{package}.heavy")
-    assert runs() == 1
-    assert lazy_import(f"{package}.heavy") is sys.modules[f"{package}.heavy"]
-    assert runs() == 1
+def test_threads_that_use_it_together_import_it_once(package):
+    heavy = lazy_import("lazy_probe_pkg.heavy")
+    start = threading.Barrier(8)
+    seen: list[int] = []
+
+    def use() -> None:
+        start.wait()
+        seen.append(heavy.VALUE)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [42] * 8
+    assert package.RUNS == [1]
 
 
-def test_a_missing_module_fails_at_once(package: str):
-    __import__(package)
+def test_a_module_already_imported_is_used_as_it_is(package):
+    __import__("lazy_probe_pkg.heavy")
+    assert lazy_import("lazy_probe_pkg.heavy").VALUE == 42
+    assert package.RUNS == [1]
+
+
+def test_a_missing_module_fails_at_once(package):
     with pytest.raises(ModuleNotFoundError, match="lazy_probe_pkg.nothing"):
-        lazy_import(f"{package}.nothing")
+        lazy_import("lazy_probe_pkg.nothing")
+    with pytest.raises(AttributeError):
+        lazy_import("lazy_probe_pkg.heavy").no_such_name
