@@ -261,7 +261,7 @@ class SqliteStorage:
             changes = ", ".join(f"[{name}] = ?" for name in rows[0][0])
             with _unique_as(errors.DuplicateServer, "name or address", servers[0].name):
                 self.conn.executemany(f"UPDATE servers SET {changes} WHERE id = ?",
-                                         [[*row.values(), server_id] for row, server_id in rows])
+                                      [[*row.values(), server_id] for row, server_id in rows])
 
     def remove_server(self, server_id: int) -> None:
         with self.transaction():
@@ -348,7 +348,7 @@ class SqliteStorage:
     def save_setting(self, name: str, value: object) -> None:
         with self.transaction():
             self.conn.execute("INSERT INTO settings (name, value) VALUES (?, ?)"
-                            " ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, json.dumps(value)])
+                              " ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, json.dumps(value)])
 
     def write_file_atomically(self, relative: str, content: str, mode: int = 0o644) -> Path:
         return atomic_write(self.data_dir / relative, content, mode)

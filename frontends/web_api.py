@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import dc_overview
 from dc_overview import errors
 from dc_overview.credentials import SCRAPE_TOKEN
-from dc_overview.stack import APP
+from dc_overview.stack_names import APP
 
 from . import web_json as body_of
 from .web_auth import public

@@ -7,6 +7,8 @@
             print(server.name, server.address, server.status.value)
 """
 
+import importlib
+
 from .api import AsyncFleet, Fleet, open, open_async
 from .domain import ExporterState, Server, ServerStatus, Settings, SshKey
 from .errors import (
@@ -80,8 +82,6 @@ def __getattr__(name: str) -> object:
     module = _LATER.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

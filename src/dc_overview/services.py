@@ -17,7 +17,8 @@ import attrs
 
 from . import errors
 from .ports import ContainerInfo, Deps
-from .stack import APP, IPMI_MONITOR, PROXY, StackOptions
+from .stack_choices import StackOptions
+from .stack_names import APP, IPMI_MONITOR, PROXY
 from .stack_options import stack_options
 
 
