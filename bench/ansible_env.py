@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .measure import proc_stat
+
 ANSIBLE_REQUIREMENT = "ansible-core"
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".cache" / "bench-tools"
@@ -132,7 +134,7 @@ def close_connections(run_dir: Path, *, timeout: float = 30.0) -> int:
 def _alive(pid: int) -> bool:
     """Running, not exited (a zombie waiting for its reaper counts as gone)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return proc_stat(pid)[0] != "Z"
     except (OSError, IndexError):
         return False
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import attrs
 
 from .fleet import dc_overview_command
 from .load import LoadResult, ensure_wrk, parse_wrk, wrk_command
+from .measure import process_cpu_s, process_memory_mb
 
 SERVE = "dc-overview serve"
 TARGETS = "/api/prometheus/targets.json"
@@ -41,20 +41,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def process_memory_mb(pid: int) -> dict[str, float]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0]) / 1024
-    return found
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare_data_dir(path: Path, servers: int) -> tuple[str, str]:

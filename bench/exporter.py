@@ -29,6 +29,8 @@ from dc_overview.gpu_exporter.server import Exposition
 from dc_overview.gpu_exporter.simulated import SimulatedSource
 from dc_overview.gpu_exporter.source import Sampler
 
+from .measure import process_cpu_s, process_memory_mb
+
 TARGET_P50_MS = 5.0
 TARGET_RSS_MB = 40.0
 
@@ -54,21 +56,6 @@ def connect_when_ready(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the exporter did not start") from None
             time.sleep(0.05)
-
-
-def process_memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak) from /proc, in MB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0]) / 1024
-    return found
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -117,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(50):  # warm-up
                 connection.request("GET", "/metrics")
                 connection.getresponse().read()
-            cpu_before = process_cpu_seconds(process.pid)
+            cpu_before = process_cpu_s(process.pid)
             latencies, size = [], 0
             started = time.perf_counter()
             for _ in range(args.scrapes):
@@ -127,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 latencies.append((time.perf_counter() - begin) * 1000)
                 size = len(body)
             elapsed = time.perf_counter() - started
-            cpu = process_cpu_seconds(process.pid) - cpu_before
+            cpu = process_cpu_s(process.pid) - cpu_before
             memory = process_memory_mb(process.pid)
             connection.close()
         finally:

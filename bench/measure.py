@@ -51,15 +51,36 @@ def become_subreaper() -> bool:
         return False
 
 
+def proc_stat(pid: int | str) -> list[str]:
+    """``/proc/PID/stat``'s fields after the command name: state, ppid, ...
+    (``[11:15]`` are utime, stime, cutime, cstime in clock ticks)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU (user + system) the process has used so far."""
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) from /proc, in MB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
+
+
 def _parents() -> dict[int, int]:
     found = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                stat = Path(f"/proc/{entry.name}/stat").read_text()
+                found[int(entry.name)] = int(proc_stat(entry.name)[1])
             except OSError:
                 continue
-            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
     return found
 
 

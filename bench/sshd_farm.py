@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
+from .measure import proc_stat
+
 BENCH_USER = "dcbench"
 LISTEN_LIMIT = 16  # sshd's MAX_LISTEN_SOCKS
 MAX_STARTUPS = "1000:30:2000"  # start:rate:full; sshd's default is 10:30:100
@@ -165,7 +167,7 @@ class SshdFarm:
         ticks = os.sysconf("SC_CLK_TCK")
         for pid in [*self.pids, *self.listeners]:
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                fields = proc_stat(pid)
             except OSError:
                 continue
             total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
