@@ -16,13 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import dc_overview
 from dc_overview import errors
-from dc_overview.credentials import SCRAPE_TOKEN
 from dc_overview.stack_names import APP
 
 from . import web_json as body_of
 from .web_auth import public
 from .web_cache import answer
-from .web_context import BODIES, CONFIG, JOBS, METRICS, REVISION, fleet, identity, url
+from .web_context import BODIES, CONFIG, JOBS, METRICS, fleet, identity, revision, scrape_token, url
 from .web_jobs import ACTIONS, Job, fleet_operation, job_view
 from .web_json import json_response, key_view, path_id, server_view
 
@@ -48,10 +47,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def kept_body(request: web.Request, name: str, build: Callable[[], Awaitable[Any]]) -> web.Response:
-    """A body rendered once per database revision (see web_cache); the
-    revision the token check read in this request, if it did."""
-    revision = request[REVISION] if REVISION in request else await fleet(request).revision()
-    return answer(request, await request.app[BODIES].get(name, revision, build))
+    """A body rendered once per database revision (see web_cache)."""
+    return answer(request, await request.app[BODIES].get(name, await revision(request), build))
 
 
 @routes.get("/api/servers")
@@ -231,7 +228,7 @@ async def _allow_scraper(request: web.Request) -> None:
     who = identity(request)
     if who.user is not None:
         return
-    token = await fleet(request).read_secret(SCRAPE_TOKEN)
+    token = await scrape_token(request)
     if token is None:
         return
     if who.bearer and hmac.compare_digest(who.bearer.encode(), token.encode()):

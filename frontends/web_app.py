@@ -1,15 +1,18 @@
 """The web app: ``create_app(fleet, config)`` builds the aiohttp application
 (pages, JSON API, static files) and ``serve`` runs it until SIGINT/SIGTERM.
 
-Middlewares, outermost first:
-1. metrics — request latency by route;
-2. proxy — the client's address, scheme and path prefix, taken from
+Every request goes through one middleware, ``request_pipeline``, which in
+this order:
+1. times it, for the latency metric (web_metrics);
+2. finds the client's address, scheme and path prefix, taken from
    X-Forwarded-For/-Proto/-Prefix only when the peer is a trusted proxy;
-3. errors — domain errors to HTTP (InvalidInput 400 naming the field,
+3. admits it or not: cookie, session or token, roles, CSRF (web_auth);
+4. runs the route's handler;
+5. answers domain errors as HTTP (InvalidInput 400 naming the field,
    AuthenticationFailed 401, PermissionDenied 403, NotFound 404,
-   Conflict 409, OperationUnavailable 501), JSON for the API, pages else;
-4. auth — cookie, session or token, roles, CSRF (web_auth).
-Security headers (CSP, frame, nosniff, referrer) go on every response.
+   Conflict 409, OperationUnavailable 501), JSON for the API, pages else.
+Security headers (CSP, frame, nosniff, referrer) and the session cookie,
+when it changed, go on every response (``_finish_headers``).
 Requests are logged by web_access_log (one line each, written in batches).
 """
 
@@ -20,6 +23,7 @@ import functools
 import ipaddress
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -27,6 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from dc_overview import AsyncFleet, errors
+from dc_overview.credentials import SCRAPE_TOKEN
 
 from . import web_api, web_pages, web_settings
 from .web_access_log import AccessLogBatch, batched_access_log
@@ -35,10 +40,10 @@ from .web_auth import (
     CookieCodec,
     Handler,
     LoginThrottle,
-    auth_middleware,
+    admit,
     write_cookie,
 )
-from .web_cache import BodyCache
+from .web_cache import BodyCache, PerTurn
 from .web_context import (
     AUTH,
     BODIES,
@@ -47,6 +52,8 @@ from .web_context import (
     FLEET,
     JOBS,
     METRICS,
+    REVISION,
+    SCRAPE,
     TEMPLATES,
     ClientInfo,
     WebConfig,
@@ -55,7 +62,7 @@ from .web_context import (
 )
 from .web_jobs import JobRunner
 from .web_json import json_response
-from .web_metrics import WebMetrics, metrics_middleware
+from .web_metrics import WebMetrics, observe_request
 from .web_render import STATIC_ROUTE, render_error, template_env
 
 log = logging.getLogger("dc_overview.web")
@@ -114,14 +121,12 @@ def _direct_client(address: str, scheme: str, prefix: str) -> ClientInfo:
     return ClientInfo(address=address, scheme=scheme, prefix=prefix)  # frozen: safe to share
 
 
-@web.middleware
-async def proxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _client(request: web.Request) -> ClientInfo:
     config = request.app[CONFIG]
     if config.trusted_proxies:
-        request[CLIENT] = client_info(config, request.remote, request.scheme, request.headers)
-    else:  # no proxy to believe: the peer as it is, the same few values again and again
-        request[CLIENT] = _direct_client(request.remote or "", request.scheme, config.base_path)
-    return await handler(request)
+        return client_info(config, request.remote, request.scheme, request.headers)
+    # no proxy to believe: the peer as it is, the same few values again and again
+    return _direct_client(request.remote or "", request.scheme, config.base_path)
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -161,37 +166,69 @@ def _error_response(request: web.Request, status: int, code: str, message: str, 
     return render_error(request, status, titles.get(status, "Something went wrong"), message, hint)
 
 
+def _domain_error(request: web.Request, exc: errors.DcOverviewError) -> web.Response:
+    status, code = error_status(exc)
+    if status >= 500 and status != 501:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+    return _error_response(request, status, code, exc.message, field=getattr(exc, "field", None),
+                           hint=exc.hint, problems=getattr(exc, "problems", None))
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response | None:
+    """An HTTP error as our page or JSON; None where aiohttp's own answer
+    is right (redirects, and errors that already are JSON)."""
+    if exc.status < 400 or exc.content_type == "application/json" or exc.status == 401 and is_api(request):
+        return None
+    response = _error_response(request, exc.status, exc.reason.lower().replace(" ", "_"),
+                               exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason)
+    for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+# -- the request pipeline ------------------------------------------------------------------------------
+
+
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def request_pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The steps every request goes through, in order (see the module's doc)."""
+    started = time.perf_counter()
+    status = 500
     try:
-        return await handler(request)
-    except errors.DcOverviewError as exc:
-        status, code = error_status(exc)
-        if status >= 500 and status != 501:
-            log.warning("%s %s: %s", request.method, request.path, exc)
-        return _error_response(request, status, code, exc.message, field=getattr(exc, "field", None),
-                               hint=exc.hint, problems=getattr(exc, "problems", None))
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json" or exc.status == 401 and is_api(request):
+        request[CLIENT] = _client(request)
+        try:
+            await admit(request)
+            response = await handler(request)
+        except errors.DcOverviewError as exc:
+            response = _domain_error(request, exc)
+        except web.HTTPException as exc:
+            if (mapped := _http_error(request, exc)) is None:
+                raise
+            response = mapped
+        except (asyncio.CancelledError, ConnectionResetError):
             raise
-        response = _error_response(request, exc.status, exc.reason.lower().replace(" ", "_"),
-                                   exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason)
-        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            response = _error_response(request, 500, "internal", "internal error; the server log has the details")
+        status = response.status
         return response
-    except (asyncio.CancelledError, ConnectionResetError):
+    except web.HTTPException as exc:
+        status = exc.status
         raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return _error_response(request, 500, "internal", "internal error; the server log has the details")
+    finally:
+        observe_request(request, status, time.perf_counter() - started)
 
 
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def _finish_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, as it is sent: the security headers, and the
+    session cookie when it changed (web_auth.write_cookie)."""
+    headers = response.headers
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        headers.setdefault(name, value)
     if is_api(request):
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault("Cache-Control", "no-store")
+    write_cookie(request, response)
 
 
 # -- the app -----------------------------------------------------------------------------------------------
@@ -200,7 +237,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def create_app(fleet: AsyncFleet, config: WebConfig | None = None) -> web.Application:
     config = config or WebConfig()
     app = web.Application(
-        middlewares=[metrics_middleware, proxy_middleware, error_middleware, auth_middleware],
+        middlewares=[request_pipeline],
         client_max_size=MAX_BODY,
     )
     app[FLEET] = fleet
@@ -208,8 +245,9 @@ def create_app(fleet: AsyncFleet, config: WebConfig | None = None) -> web.Applic
     app[TEMPLATES] = template_env()
     app[METRICS] = WebMetrics()
     app[BODIES] = BodyCache()
-    app.on_response_prepare.append(_security_headers)
-    app.on_response_prepare.append(write_cookie)
+    app[REVISION] = PerTurn(fleet.revision)
+    app[SCRAPE] = PerTurn(functools.partial(fleet.read_secret, SCRAPE_TOKEN))
+    app.on_response_prepare.append(_finish_headers)
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_jobs_ctx)
     app.router.add_routes(web_api.routes)

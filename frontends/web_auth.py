@@ -35,7 +35,6 @@ import attrs
 from aiohttp import web
 
 from dc_overview.accounts import SESSION_LIFETIME
-from dc_overview.identity import User
 
 from .web_context import (
     AUTH,
@@ -43,11 +42,11 @@ from .web_context import (
     COOKIE,
     COOKIE_OUT,
     IDENTITY,
-    REVISION,
     Identity,
     client,
     fleet,
     is_api,
+    revision,
     url,
 )
 
@@ -160,34 +159,35 @@ class LoginThrottle:
 
 class TokenCache:
     """Bearer tokens looked up lately, by their SHA-256, with the database
-    revision they were looked up at: an API token's user, or None for a
-    token that is no API token (the scrape token Prometheus sends). An entry
-    counts only while the revision is unchanged (making or revoking a token,
-    removing its user or changing a role is a write, here or in another
-    process) and for ``ttl`` seconds, so that a token's last use is still
-    recorded about once a minute. Bounded."""
+    revision they were looked up at and who they make the request: an API
+    token's user, or for a token that is no API token (the scrape token
+    Prometheus sends) nobody but that bearer. An entry counts only while the
+    revision is unchanged (making or revoking a token, removing its user or
+    changing a role is a write, here or in another process; so is the
+    token's last use, when the look-up records it) and for ``ttl`` seconds,
+    so that a token's last use is still recorded about once a minute.
+    Bounded."""
 
     MAX_ENTRIES = 1024
 
     def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[bytes, tuple[Hashable, float, User | None]] = {}
+        self._entries: dict[bytes, tuple[Hashable, float, Identity]] = {}
 
-    def get(self, digest: bytes, revision: Hashable) -> tuple[bool, User | None]:
-        """(whether it is kept, the user or None)."""
+    def get(self, digest: bytes, at: Hashable) -> Identity | None:
         entry = self._entries.get(digest)
         if entry is None:
-            return False, None
-        if entry[0] != revision or self._clock() - entry[1] >= self.ttl:
+            return None
+        if entry[0] != at or self._clock() - entry[1] >= self.ttl:
             del self._entries[digest]
-            return False, None
-        return True, entry[2]
+            return None
+        return entry[2]
 
-    def put(self, digest: bytes, revision: Hashable, user: User | None) -> None:
+    def put(self, digest: bytes, at: Hashable, who: Identity) -> None:
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
-        self._entries[digest] = (revision, self._clock(), user)
+        self._entries[digest] = (at, self._clock(), who)
 
 
 @attrs.define
@@ -208,13 +208,14 @@ def login_limits(request: web.Request, name: str) -> list[tuple[str, int]]:
 
 
 def _outgoing(request: web.Request) -> dict[str, Any]:
-    if COOKIE_OUT not in request:
-        request[COOKIE_OUT] = dict(request[COOKIE])
-    return request[COOKIE_OUT]
+    payload = request.get(COOKIE_OUT)
+    if payload is None:
+        payload = request[COOKIE_OUT] = dict(request[COOKIE])
+    return payload
 
 
 def csrf_token(request: web.Request) -> str:
-    return _outgoing(request)["c"] if COOKIE_OUT in request else request[COOKIE]["c"]
+    return (request.get(COOKIE_OUT) or request[COOKIE])["c"]
 
 
 def flash(request: web.Request, message: str) -> None:
@@ -243,8 +244,8 @@ async def log_out(request: web.Request) -> None:
     request[COOKIE_OUT] = {"c": secrets.token_urlsafe(24)}
 
 
-async def write_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    """On every response (an on_response_prepare hook): the cookie, when it changed."""
+def write_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """The cookie, when it changed: called on every response as it is sent."""
     payload = request.get(COOKIE_OUT)
     if payload is None or AUTH not in request.app:
         return
@@ -263,31 +264,28 @@ async def write_cookie(request: web.Request, response: web.StreamResponse) -> No
     response.headers.add("Set-Cookie", morsel.OutputString())
 
 
-# -- the middleware ----------------------------------------------------------------------------------
+# -- admitting a request -----------------------------------------------------------------------------
 
 
-async def _token_user(request: web.Request, secret: str) -> User | None:
-    """The token's user (None: no API token), from the cache while the
-    database is unchanged. A check that itself wrote (the token's last use)
-    is cached on the next one."""
+async def _bearer(request: web.Request, secret: str) -> Identity:
+    """Who a Bearer token makes the request, from the cache while the
+    database is unchanged."""
     cache = request.app[AUTH].tokens
     digest = hashlib.sha256(secret.encode(errors="surrogatepass")).digest()
-    before = request[REVISION] = await fleet(request).revision()
-    kept, user = cache.get(digest, before)
-    if not kept:
+    at = await revision(request)
+    who = cache.get(digest, at)
+    if who is None:
         user = await fleet(request).user_for_token(secret)
-        after = request[REVISION] = await fleet(request).revision()
-        if after == before:
-            cache.put(digest, before, user)
-    return user
+        who = Identity(user, "token") if user else Identity(bearer=secret)
+        cache.put(digest, at, who)
+    return who
 
 
 async def _identify(request: web.Request) -> Identity:
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
-        user = await _token_user(request, credential.strip())
-        return Identity(user, "token") if user else Identity(bearer=credential.strip())
+        return await _bearer(request, credential.strip())
     secret = request[COOKIE].get("s")
     if isinstance(secret, str) and secret:
         user = await fleet(request).session_user(secret)
@@ -299,7 +297,7 @@ async def _identify(request: web.Request) -> Identity:
 
 def _denied(request: web.Request, status: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
     """JSON for the API; for pages a redirect to the login form, or a plain
-    error that the error middleware shows as a page."""
+    error that the request pipeline shows as a page."""
     if is_api(request):
         headers = {"WWW-Authenticate": 'Bearer realm="dc-overview"'} if status is web.HTTPUnauthorized else None
         return status(text=json.dumps({"error": code, "message": message}), content_type="application/json",
@@ -323,10 +321,13 @@ async def _check_csrf(request: web.Request) -> None:
                       "the CSRF token is missing or wrong; reload the page and try again")
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def admit(request: web.Request) -> None:
+    """Who is asking (cookie, session or token) and whether the route lets
+    them; raises the HTTP error to answer with when not. The request
+    pipeline (web_app) calls this before every handler."""
     raw = request.cookies.get(COOKIE_NAME)
     payload = request.app[AUTH].codec.decode(raw) if raw else None
+    request[COOKIE_OUT] = None  # unchanged, so far
     if payload is None:
         # Pages get a cookie (their forms need its CSRF token). The API does
         # not: behind the proxy its public status is also served at the root,
@@ -336,8 +337,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if is_api(request):
             payload = {"c": ""}
         else:
-            payload = {"c": secrets.token_urlsafe(24)}
-            request[COOKIE_OUT] = payload
+            payload = request[COOKIE_OUT] = {"c": secrets.token_urlsafe(24)}
     request[COOKIE] = payload
     who = await _identify(request)
     request[IDENTITY] = who
@@ -349,4 +349,3 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise _denied(request, web.HTTPForbidden, "forbidden", "this needs the admin role")
     if request.method not in SAFE_METHODS and who.via != "token":
         await _check_csrf(request)
-    return await handler(request)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported for annotations only; these modules import this on
     import jinja2
 
     from .web_auth import AuthState
-    from .web_cache import BodyCache
+    from .web_cache import BodyCache, PerTurn
     from .web_jobs import JobRunner
     from .web_metrics import WebMetrics
 
@@ -107,18 +107,30 @@ AUTH: web.AppKey[AuthState] = web.AppKey("auth")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
 BODIES: web.AppKey[BodyCache] = web.AppKey("bodies")
+REVISION: web.AppKey[PerTurn] = web.AppKey("revision")  # the database's (AsyncFleet.revision)
+SCRAPE: web.AppKey[PerTurn] = web.AppKey("scrape")  # the scrape token Prometheus sends, or None
 
 # request keys (typed, as the app's are)
 CLIENT = web.RequestKey("dc_overview.client", ClientInfo)
 IDENTITY = web.RequestKey("dc_overview.identity", Identity)
 COOKIE: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie")  # the decoded cookie payload
-COOKIE_OUT: web.RequestKey[dict[str, Any]] = web.RequestKey("dc_overview.cookie_out")  # written back with the response
-# the database revision, once read in this request (see AsyncFleet.revision)
-REVISION: web.RequestKey[Hashable] = web.RequestKey("dc_overview.revision")
+# the cookie payload to write back with the response; None: unchanged
+COOKIE_OUT: web.RequestKey[dict[str, Any] | None] = web.RequestKey("dc_overview.cookie_out")
 
 
 def fleet(request: web.Request) -> AsyncFleet:
     return request.app[FLEET]
+
+
+async def revision(request: web.Request) -> Hashable:
+    """The database revision (``AsyncFleet.revision``), read at most once
+    per turn of the event loop (``web_cache.PerTurn``)."""
+    return await request.app[REVISION].get()
+
+
+async def scrape_token(request: web.Request) -> str | None:
+    """The scrape token (None when none is set), read as ``revision`` is."""
+    return await request.app[SCRAPE].get()
 
 
 def client(request: web.Request) -> ClientInfo:

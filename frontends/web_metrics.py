@@ -10,7 +10,6 @@ inventory, taken at scrape time, and the latency of every request by route.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 
 from aiohttp import web
@@ -19,7 +18,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from dc_overview.domain import EXPORTER_PORTS, Server, ServerStatus
 
-from .web_auth import Handler
 from .web_context import METRICS
 
 
@@ -89,17 +87,7 @@ def route_label(request: web.Request) -> str:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        method = request.method if request.method in _METHODS else "other"
-        request.app[METRICS].observe(method, route_label(request), status, time.perf_counter() - started)
+def observe_request(request: web.Request, status: int, seconds: float) -> None:
+    """One request's latency, by method, route pattern and status."""
+    method = request.method if request.method in _METHODS else "other"
+    request.app[METRICS].observe(method, route_label(request), status, seconds)
