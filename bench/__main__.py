@@ -1,6 +1,6 @@
 """The benchmark suite in one run: ``python -m bench``.
 
-    python -m bench                  # everything (about 11 minutes on 2 cores)
+    python -m bench                  # everything (about 12 minutes on 2 cores)
     python -m bench --quick          # N=50 only, shorter API runs (about 5 minutes)
     python -m bench --only fleet     # or rollout, limits, api, exporter (comma-separated)
     python -m bench --full           # every Ansible forks setting (much longer)
@@ -136,7 +136,7 @@ def run_api(args: argparse.Namespace, workdir: Path, results: dict) -> None:
     from .api import api_bench
 
     results["api"] = api_bench(workdir / "api", servers=args.api_servers, connections=50,
-                               duration=5.0 if args.quick else args.api_duration)
+                               duration=5.0 if args.quick else args.api_duration, rounds=args.api_rounds)
 
 
 def run_exporter(args: argparse.Namespace, workdir: Path, results: dict) -> None:
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ansible", action="store_true", help="leave Ansible out")
     parser.add_argument("--api-servers", type=int, default=5000)
     parser.add_argument("--api-duration", type=float, default=8.0, help="seconds of load per endpoint")
+    parser.add_argument("--api-rounds", type=int, default=3,
+                        help="rounds of targets.json and the hello world in turn (the goal: their median ratio)")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs of every run)")
     args = parser.parse_args(argv)
