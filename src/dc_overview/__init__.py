@@ -8,6 +8,7 @@
 """
 
 import importlib
+import importlib.util
 
 from .api import AsyncFleet, Fleet, open, open_async
 from .domain import ExporterState, Server, ServerStatus, Settings, SshKey
@@ -80,9 +81,12 @@ _LATER = {
 
 def __getattr__(name: str) -> object:
     module = _LATER.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # a submodule: dc_overview.quickstart
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import threading
@@ -71,3 +72,16 @@ def test_a_missing_module_fails_at_once(package):
         lazy_import("lazy_probe_pkg.nothing")
     with pytest.raises(AttributeError):
         lazy_import("lazy_probe_pkg.heavy").no_such_name
+
+
+def test_the_package_still_offers_its_modules_as_attributes():
+    """``dc_overview.quickstart`` works after a bare ``import dc_overview``,
+    as it did when the package imported every module at once."""
+    code = ("import sys, dc_overview\n"
+            "assert 'dc_overview.quickstart' not in sys.modules\n"
+            "print(dc_overview.quickstart.QuickstartProgress.__name__)\n"
+            "try:\n    dc_overview.no_such_module\nexcept AttributeError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["QuickstartProgress",
+                                        "module 'dc_overview' has no attribute 'no_such_module'"]
