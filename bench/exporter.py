@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             "--interval",
             "0.5",
         ]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # its byte-code folder (boot.py) in this run's temporary folder, made by the first start below
+        env = {**os.environ, "DC_GPU_EXPORTER_CACHE": f"{folder}/byte-code"}
+        subprocess.run([*command[:3], "--version"], env=env, capture_output=True, check=True)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         try:
             connection = connect_when_ready(port, process)
             for _ in range(50):  # warm-up

@@ -157,6 +157,8 @@ def remove_script(plans: Sequence[RemovePlan]) -> str:
         lines.append(f'[ "$has_systemd" = yes ] && systemctl disable --now --quiet {unit} 2>/dev/null')
         lines.append(f"rm -f {shlex.quote(plan.spec.unit_path)} {shlex.quote(plan.spec.binary)} "
                      f"{shlex.quote(plan.spec.version_path)}")
+        if plan.spec.cache_dir:
+            lines.append(f"rm -rf {shlex.quote(plan.spec.cache_dir)}")
     lines.append('[ "$has_systemd" = yes ] && systemctl daemon-reload')
     for plan in plans:
         if plan.present:

@@ -5,6 +5,7 @@
                                                 a zipapp run by python3, or an executable
     /etc/systemd/system/dc-node-exporter.service
     /etc/systemd/system/dc-gpu-exporter.service
+    /var/cache/dc-gpu-exporter/                  the GPU exporter's compiled modules (its boot.py)
 
 The units are ours alone (``dc-`` prefix): a distribution's own
 ``prometheus-node-exporter.service`` is never touched.
@@ -28,6 +29,8 @@ class ExporterSpec:
     unit: str
     binary: str
     description: str
+    cache_dir: str | None = None  # systemd's CacheDirectory=, under /var/cache
+
 
     @property
     def unit_path(self) -> str:
@@ -47,6 +50,7 @@ NODE_SPEC = ExporterSpec(
 GPU_SPEC = ExporterSpec(
     name=GPU_EXPORTER, port=EXPORTER_PORTS[GPU_EXPORTER], unit="dc-gpu-exporter.service",
     binary=f"{BIN_DIR}/dc-gpu-exporter", description="dc-overview GPU exporter",
+    cache_dir="/var/cache/dc-gpu-exporter",
 )
 SPECS = (NODE_SPEC, GPU_SPEC)
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -115,7 +119,9 @@ def node_exporter_unit(spec: ExporterSpec = NODE_SPEC) -> str:
 def gpu_exporter_unit(spec: ExporterSpec = GPU_SPEC, *, zipapp: bool = True, simulate: int | None = None) -> str:
     """The GPU exporter needs the NVIDIA device nodes (so no PrivateDevices)
     and, for the VRAM/hotspot register reads through /dev/mem, root with the
-    one capability CAP_SYS_RAWIO; every other capability is dropped."""
+    one capability CAP_SYS_RAWIO; every other capability is dropped. Its
+    one writable folder is the cache of its compiled modules (the install's
+    ``--version`` run usually fills it first)."""
     command = f"/usr/bin/python3 {spec.binary}" if zipapp else spec.binary
     command += f" --port {spec.port}"
     if simulate:
@@ -125,6 +131,7 @@ def gpu_exporter_unit(spec: ExporterSpec = GPU_SPEC, *, zipapp: bool = True, sim
         command,
         "CapabilityBoundingSet=CAP_SYS_RAWIO\n"
         "AmbientCapabilities=\n"
-        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n"
+        + (f"CacheDirectory={spec.cache_dir.removeprefix('/var/cache/')}\n" if spec.cache_dir else ""),
     )
 

@@ -129,12 +129,18 @@ def test_gpu_exporter_with_simulated_gpus(fleet, worker_lab: WorkerLab, lab_ssh_
     assert parse_version(worker.exec(["cat", GPU_SPEC.version_path]).stdout.strip()) == version
     (checked,) = fleet.check(["w1"])
     assert checked.ok and fleet.server("w1").exporter("gpu_exporter").version == version
+    # its modules' byte-code, made by the install's --version run, used by the hardened unit
+    ready = worker.exec(["sh", "-c", f"ls {GPU_SPEC.cache_dir}/*/READY"]).stdout.split()
+    assert len(ready) == 1 and worker.exec(["cat", ready[0]]).stdout.strip() == GPU_SPEC.binary
+    journal = worker.exec(["journalctl", "-u", GPU_SPEC.unit, "-o", "cat", "--no-pager"]).stdout
+    assert "dc-overview GPU exporter" in journal and "dc-gpu-exporter:" not in journal  # no fallback, no warning
 
     (again,) = fleet.install_exporters(["w1"], node_exporter_binary=binary, gpu_exporter_simulate=2)
     assert again.result == "unchanged", again.detail
     (removed,) = fleet.remove_exporters(["w1"])
     assert removed.detail == "removed node_exporter, gpu_exporter"
     assert port_closed(worker.ip, 9835) and port_closed(worker.ip, 9100)
+    assert worker.exec(["test", "-e", GPU_SPEC.cache_dir], check=False).returncode == 1
 
 
 def test_an_exporter_that_never_answers_fails_with_its_journal(fleet, worker_lab: WorkerLab, lab_ssh_key: SshKey):

@@ -5,9 +5,12 @@ loopback, stopped with SIGTERM."""
 from __future__ import annotations
 
 import ctypes.util
+import hashlib
 import importlib.util
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -27,6 +30,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def zipapp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_zipapp(tmp_path_factory.mktemp("zipapp"))
+
+
+@pytest.fixture(autouse=True)
+def byte_code_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the exporters started here keep their byte-code (not /var/cache)."""
+    folder = tmp_path / "byte-code"
+    monkeypatch.setenv("DC_GPU_EXPORTER_CACHE", str(folder))
+    return folder
 
 
 class Exporter:
@@ -84,7 +95,72 @@ def test_the_zipapp_carries_its_dependencies(zipapp_path: Path) -> None:
     assert "prometheus_client/__init__.py" in names
     assert ("pynvml.py" in names) == (importlib.util.find_spec("pynvml") is not None)
     assert not [name for name in names if "__pycache__" in name]
+    assert "dc_gpu_exporter_boot.py" in names
     assert zipapp_path.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+def served_version(zipapp: Path) -> tuple[str, str]:
+    """(the version in build_info, the exporter's output) of one start."""
+    exporter = Exporter(zipapp, "--simulate", "1")
+    try:
+        [build] = samples(exporter.scrape())["dc_exporter_build_info"]
+    finally:
+        code, output = exporter.stop()
+    assert code == 0, output
+    return build.labels["version"], output
+
+
+def test_the_modules_are_compiled_once_and_imported_from_their_folder(zipapp_path: Path,
+                                                                       byte_code_cache: Path) -> None:
+    assert served_version(zipapp_path)[0] == "2.0.0"
+    digest = hashlib.sha256(str(zipapp_path.resolve()).encode() + b"\0" + zipapp_path.read_bytes()).hexdigest()[:16]
+    folder = byte_code_cache / f"{digest}-{sys.implementation.cache_tag}"
+    assert list(byte_code_cache.iterdir()) == [folder]
+    assert stat.S_IMODE(byte_code_cache.stat().st_mode) == 0o700 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    compiled = {path.name.split(".")[0] for path in folder.rglob("__pycache__/*.pyc")}
+    assert {"server", "nvml", "metrics", "exposition"} <= compiled  # the exporter's and prometheus_client's
+    assert ("pynvml" in compiled) == (importlib.util.find_spec("pynvml") is not None)
+    assert not (folder / "__main__.py").exists() and not (folder / "dc_gpu_exporter_boot.py").exists()
+
+    # The next start imports from that folder: a change made there shows.
+    ready = (folder / "READY").stat().st_mtime_ns
+    init = folder / "dc_gpu_exporter" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "2.0.0"', '__version__ = "2.0.0+kept"'))
+    assert served_version(zipapp_path)[0] == "2.0.0+kept"
+    assert list(byte_code_cache.iterdir()) == [folder] and (folder / "READY").stat().st_mtime_ns == ready
+
+
+def test_a_zipapp_replaced_at_its_path_gets_a_new_folder_and_the_old_one_goes(
+        zipapp_path: Path, byte_code_cache: Path, tmp_path: Path) -> None:
+    installed = tmp_path / "opt" / "dc-gpu-exporter.pyz"
+    installed.parent.mkdir()
+    shutil.copy(zipapp_path, installed)
+    served_version(installed)
+    served_version(zipapp_path)  # the same bytes elsewhere: a folder of its own, which stays
+    [old] = [f for f in byte_code_cache.iterdir() if (f / "READY").read_text().strip() == str(installed)]
+
+    with zipfile.ZipFile(installed, "a") as zipped:  # an upgrade: other bytes at the same path
+        zipped.comment = b"another build"
+    assert served_version(installed)[0] == "2.0.0"
+    made_for = sorted((f / "READY").read_text().strip() for f in byte_code_cache.iterdir())
+    assert made_for == sorted([str(installed), str(zipapp_path.resolve())])
+    assert not old.exists()
+
+
+def test_a_folder_others_may_write_to_is_not_used(zipapp_path: Path, byte_code_cache: Path) -> None:
+    byte_code_cache.mkdir()
+    byte_code_cache.chmod(0o777)
+    version, output = served_version(zipapp_path)
+    assert version == "2.0.0"
+    assert f"not using {byte_code_cache} (not private to this user)" in output
+    assert list(byte_code_cache.iterdir()) == []
+
+
+def test_keeping_byte_code_can_be_turned_off(zipapp_path: Path, byte_code_cache: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DC_GPU_EXPORTER_CACHE", "off")
+    assert served_version(zipapp_path)[0] == "2.0.0"
+    assert not byte_code_cache.exists()
 
 
 def test_simulated_gpus_are_served_and_sigterm_exits_cleanly(zipapp_path: Path) -> None:

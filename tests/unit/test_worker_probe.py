@@ -4,6 +4,7 @@ tests/integration)."""
 
 from dc_overview.exporter_plan import (
     ExporterPlan,
+    RemovePlan,
     install_script,
     plan_install,
     plan_remove,
@@ -84,6 +85,10 @@ def test_units_are_hardened():
     assert f"ExecStart={GPU_SPEC.binary} --port 9835 --simulate 3\n" in gpu
     assert "CapabilityBoundingSet=CAP_SYS_RAWIO" in gpu and "PrivateDevices" not in gpu
     assert "NoNewPrivileges=yes" in gpu and "ProtectSystem=strict" in gpu
+    # its one writable folder: the compiled modules (gpu_exporter/boot.py), which a removal deletes
+    assert "CacheDirectory=dc-gpu-exporter\n" in gpu and "CacheDirectory" not in node
+    script = remove_script([RemovePlan(GPU_SPEC, True), RemovePlan(NODE_SPEC, True)])
+    assert "rm -rf /var/cache/dc-gpu-exporter\n" in script and script.count("rm -rf") == 1
 
 
 def test_a_distribution_exporter_on_the_port_is_a_conflict_but_our_own_is_not():

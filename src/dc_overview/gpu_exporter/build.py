@@ -1,7 +1,9 @@
 """Packs the exporter into one file the master can copy to a worker.
 
 The result is a zipapp holding this package (as the top-level package
-``dc_gpu_exporter``), prometheus_client and, when installed here, pynvml.
+``dc_gpu_exporter``), prometheus_client and, when installed here, pynvml,
+and ``boot.py`` at the top level, which has the worker keep the modules'
+byte-code between starts.
 All pure Python: the worker runs it with its own python3 (Debian 12's 3.11
 is enough), nothing to pip install there::
 
@@ -23,8 +25,13 @@ FILE_NAME = "dc-gpu-exporter.pyz"
 INSTALL_PATH = "/opt/dc-overview/" + FILE_NAME
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
+BOOT_NAME = "dc_gpu_exporter_boot"  # boot.py, at the top level: see there
 MAIN = f"""\
 # dc-overview GPU exporter {__version__}
+import os
+import {BOOT_NAME}
+
+{BOOT_NAME}.prefer_bytecode(os.path.dirname(__file__))
 from {PACKAGE_NAME}.server import main
 
 raise SystemExit(main())
@@ -58,6 +65,7 @@ def build_zipapp(destination: Path) -> Path:
         shutil.copytree(prometheus_client, staging / "prometheus_client", ignore=SKIPPED)
         if pynvml is not None:
             shutil.copy2(pynvml, staging / pynvml.name)
+        shutil.copy2(Path(__file__).parent / "boot.py", staging / f"{BOOT_NAME}.py")
         (staging / "__main__.py").write_text(MAIN)
         destination.parent.mkdir(parents=True, exist_ok=True)
         zipapp.create_archive(staging, destination, interpreter="/usr/bin/env python3", compressed=True)
