@@ -2,10 +2,11 @@
 
 Python cannot keep byte-code for modules it imports from a zip file, so a
 zipapp compiles every module from source at every start: pynvml alone is
-332 KB of source, and compiling it leaves the process about 13 MB larger for
-its whole life (and costs about 0.1 s). So at start the zipapp unpacks its
-modules once into a folder of their own, compiles them there in a child
-process (whose memory goes when it exits), and imports them from there:
+about 300 KB of source, and compiling it leaves the process about 13 MB
+larger for its whole life (and costs about 0.1 s). So at start the zipapp
+unpacks its modules once into a folder of their own, compiles them there
+in a child process (whose memory goes when it exits), and imports them
+from there:
 
     /var/cache/dc-gpu-exporter/<sha256 of the zipapp's path and bytes, 16 hex>-<cpython-311>/
 
@@ -14,9 +15,9 @@ names another folder, ``off`` turns this off.) A new zipapp or another
 Python gets a folder of its own; the folder of a zipapp that was replaced
 at the same path (an upgrade) is removed then. (A running exporter has
 imported all it needs by the time it serves, so removing the folder it
-started from does not touch it.) The folders
-are made 0700 and are used only while they belong to this user and nobody
-else may write to them, since their code runs as that user. Whatever goes
+started from does not touch it.) The folders are made 0700 and are used
+only while they belong to this user and nobody else may write to them,
+since their code runs as that user. Whatever goes
 wrong here, the modules are imported from the zipapp as before.
 
 This file is shipped at the zipapp's top level, outside the exporter's
