@@ -31,7 +31,6 @@ class ExporterSpec:
     description: str
     cache_dir: str | None = None  # systemd's CacheDirectory=, under /var/cache
 
-
     @property
     def unit_path(self) -> str:
         return f"{UNIT_DIR}/{self.unit}"

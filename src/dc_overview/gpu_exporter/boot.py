@@ -17,8 +17,8 @@ at the same path (an upgrade) is removed then. (A running exporter has
 imported all it needs by the time it serves, so removing the folder it
 started from does not touch it.) The folders are made 0700 and are used
 only while they belong to this user and nobody else may write to them,
-since their code runs as that user. Whatever goes
-wrong here, the modules are imported from the zipapp as before.
+since their code runs as that user. Whatever goes wrong here, the modules
+are imported from the zipapp as before.
 
 This file is shipped at the zipapp's top level, outside the exporter's
 package, so that nothing of the package is imported before the choice is
@@ -38,7 +38,7 @@ from pathlib import Path
 
 ENV = "DC_GPU_EXPORTER_CACHE"
 READY = "READY"
-SKIP = ("__main__.py", "dc_gpu_exporter_boot.py")
+SKIP = ("__main__.py", Path(__file__).name)  # the zipapp's start: this file, at its top level
 
 
 def cache_root() -> Path | None:
@@ -59,7 +59,7 @@ def _private(path: Path) -> bool:
 
 
 def _digest(archive: Path) -> str:
-    sha = hashlib.sha256(str(archive.resolve()).encode() + b"\0")
+    sha = hashlib.sha256(str(archive).encode() + b"\0")
     with open(archive, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             sha.update(block)
@@ -77,7 +77,7 @@ def _unpack_and_compile(archive: Path, root: Path, target: Path) -> None:
                               timeout=120)
         if done.returncode != 0:
             raise OSError(f"compileall exit {done.returncode}")
-        (staging / READY).write_text(f"{archive.resolve()}\n")
+        (staging / READY).write_text(f"{archive}\n")
         try:
             staging.rename(target)
         except OSError:
@@ -96,7 +96,7 @@ def _remove_replaced(root: Path, keep: Path, archive: Path) -> None:
             made_for = (entry / READY).read_text().strip()
         except OSError:
             continue
-        if made_for == str(archive.resolve()):
+        if made_for == str(archive):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -105,10 +105,10 @@ def prefer_bytecode(archive: str) -> Path | None:
     (made now if need be); its folder, or None when the zipapp's own
     modules are used."""
     root = cache_root()
-    path = Path(archive)
-    if root is None or not zipfile.is_zipfile(path):
+    if root is None or not zipfile.is_zipfile(archive):
         return None
     try:
+        path = Path(archive).resolve()  # the folders are made and found by this path
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(root):
             print(f"dc-gpu-exporter: not using {root} (not private to this user)", file=sys.stderr)
