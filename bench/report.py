@@ -178,6 +178,12 @@ def api_table(api: dict, markdown: bool) -> str:
         (f"- targets.json: {api.get('targets_rps', targets['rps']):.1f} req/s = {share * 100:.2f}% of the "
          f"hello-world ceiling ({api['ceiling_rps']:.0f} req/s){each} (goal: {goals['share'] * 100:.0f}% or more)")
         if share is not None else "- targets.json: no ceiling measured",
+        *([f"- the same gzip bytes sent ready-made by the hello-world server, no work at all: "
+           f"{api['ready_share_of_ceiling'] * 100:.1f}% of the ceiling (rounds: "
+           + ", ".join(f"{x * 100:.1f}%" for x in api.get("ready_round_shares", []))
+           + f"), the most an aiohttp server can reach with this answer; targets.json is "
+           f"{api['targets_share_of_ready'] * 100:.0f}% of it"]
+          if api.get("ready_share_of_ceiling") and api.get("targets_share_of_ready") else []),
         (f"- targets.json p99 at {api['connections']} connections: {max(r['p99_ms'] for r in rounds):.1f} ms"
          f"{' (the highest of the rounds)' if len(rounds) > 1 else ''} (goal: under {goals['p99_ms']:.0f} ms)"),
         (f"- dc-overview serve RSS: {api['idle_rss_mb']:.0f} MB idle, {api['server_peak_rss_mb']:.0f} MB peak "
