@@ -21,8 +21,8 @@ from __future__ import annotations
 import gzip
 import json
 import signal
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import time
