@@ -1,6 +1,6 @@
 """The benchmark suite in one run: ``python -m bench``.
 
-    python -m bench                  # everything (about 12 minutes on 2 cores)
+    python -m bench                  # everything (about 13 minutes on 2 cores)
     python -m bench --quick          # N=50 only, shorter API runs (about 5 minutes)
     python -m bench --only fleet     # or rollout, limits, api, exporter (comma-separated)
     python -m bench --full           # every Ansible forks setting (much longer)
