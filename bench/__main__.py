@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-servers", type=int, default=5000)
     parser.add_argument("--api-duration", type=float, default=8.0, help="seconds of load per endpoint")
     parser.add_argument("--api-rounds", type=int, default=3,
-                        help="rounds of targets.json and the hello world in turn (the goal: their median ratio)")
+                        help="rounds of targets.json, the hello world and the same bytes ready-made, in turn "
+                             "(the goal: the median of targets.json's share of the hello world)")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs of every run)")
     args = parser.parse_args(argv)

@@ -152,7 +152,8 @@ def api_bench(workdir: Path, *, servers: int = 5000, connections: int = 50, dura
     workdir.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk()
     say(f"web API, {servers} servers, {connections} connections, {duration:g} s per endpoint, "
-        f"load from {'wrk' if wrk else 'the aiohttp loop'}; targets.json and the hello world in turn, "
+        f"load from {'wrk' if wrk else 'the aiohttp loop'}; targets.json, the hello world and the same bytes "
+        f"ready-made in turn, "
         f"{rounds} rounds")
     data = workdir / "api-data"
     token, scrape_token = prepare_data_dir(data, servers)

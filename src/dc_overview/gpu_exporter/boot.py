@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -53,9 +54,9 @@ def cache_root() -> Path | None:
 
 
 def _private(path: Path) -> bool:
-    """Ours, and nobody else may write to it."""
+    """A folder (not a link to one) that is ours, and nobody else may write to."""
     found = path.lstat()
-    return path.is_dir() and not path.is_symlink() and found.st_uid == os.geteuid() and not found.st_mode & 0o022
+    return stat.S_ISDIR(found.st_mode) and found.st_uid == os.geteuid() and not found.st_mode & 0o022
 
 
 def _digest(archive: Path) -> str:

@@ -24,6 +24,7 @@ PACKAGE_NAME = "dc_gpu_exporter"
 FILE_NAME = "dc-gpu-exporter.pyz"
 INSTALL_PATH = "/opt/dc-overview/" + FILE_NAME
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+PACKAGE_SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "boot.py")  # boot.py: at the top level only
 
 BOOT_NAME = "dc_gpu_exporter_boot"  # boot.py, at the top level: see there
 MAIN = f"""\
@@ -61,7 +62,7 @@ def build_zipapp(destination: Path) -> Path:
 
     with tempfile.TemporaryDirectory() as staging_name:
         staging = Path(staging_name)
-        shutil.copytree(Path(__file__).parent, staging / PACKAGE_NAME, ignore=SKIPPED)
+        shutil.copytree(Path(__file__).parent, staging / PACKAGE_NAME, ignore=PACKAGE_SKIPPED)
         shutil.copytree(prometheus_client, staging / "prometheus_client", ignore=SKIPPED)
         if pynvml is not None:
             shutil.copy2(pynvml, staging / pynvml.name)
